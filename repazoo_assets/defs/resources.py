@@ -1,0 +1,194 @@
+"""Resources for the active environment (`REPAZOO_ENV=local|production`).
+
+Local runs need no services and no keys: a SQLite app database and a directory object store under
+the data folder, in-memory rate limits, the bundled synthetic Twitter archives. Production reads
+every address and secret through `dg.EnvVar`, so values never appear in run config or the UI, and
+fails at load, naming the variable, when one is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from limits.storage import Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from pydantic import PrivateAttr
+from sqlalchemy.engine import Engine
+
+from repazoo_assets.lib import settings as cfg
+from repazoo_assets.lib.db import create_engine, normalize_database_url
+from repazoo_assets.lib.security.vault import TokenVault, VaultKeyError
+from repazoo_assets.lib.storage import LocalObjectStore, ObjectStore, S3ObjectStore
+
+
+class AppDatabase(dg.ConfigurableResource):
+    """The app database (users, tweets, analyses, events, audit log) as a SQLAlchemy engine."""
+
+    url: str
+
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    @property
+    def engine(self) -> Engine:
+        # Created on first use and kept for the life of the step: one pool per process.
+        if self._engine is None:
+            self._engine = create_engine(normalize_database_url(self.url))
+        return self._engine
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+class ObjectStoreResource(dg.ConfigurableResource):
+    """Where raw, processed and export objects live. Subclasses pick the backend."""
+
+    raw_bucket: str
+    processed_bucket: str
+    exports_bucket: str
+
+    def store(self) -> ObjectStore:
+        raise NotImplementedError
+
+    @property
+    def buckets(self) -> cfg.Buckets:
+        return cfg.Buckets(self.raw_bucket, self.processed_bucket, self.exports_bucket)
+
+
+class LocalObjectStoreResource(ObjectStoreResource):
+    """A local directory laid out as `<root>/<bucket>/<key>`: the embedded default."""
+
+    root: str
+
+    def store(self) -> ObjectStore:
+        store = LocalObjectStore(Path(self.root))
+        # Local buckets are just folders: create them so a fresh data folder works at once.
+        for bucket in (self.raw_bucket, self.processed_bucket, self.exports_bucket):
+            store.ensure_bucket(bucket)
+        return store
+
+
+class S3ObjectStoreResource(ObjectStoreResource):
+    """S3 or any S3-compatible endpoint, through dagster-aws's S3Resource (boto3)."""
+
+    s3: S3Resource
+
+    def store(self) -> ObjectStore:
+        return S3ObjectStore(self.s3.get_client())
+
+
+class RateLimitResource(dg.ConfigurableResource):
+    """Shared rate-limit state for the `limits` library: `memory://` in one local process,
+    Redis in production so every worker and run sees the same windows."""
+
+    storage_uri: str
+
+    def storage(self) -> Storage:
+        return storage_from_string(self.storage_uri)
+
+    def limiter(self) -> MovingWindowRateLimiter:
+        return MovingWindowRateLimiter(self.storage())
+
+
+class TwitterApiResource(dg.ConfigurableResource):
+    """Twitter API v2 app credentials (OAuth2), or locally the synthetic account archives."""
+
+    api_base_url: str = "https://api.twitter.com"
+    client_id: str | None = None
+    client_secret: str | None = None
+    archives_dir: str | None = None
+
+
+class AnthropicResource(dg.ConfigurableResource):
+    """Claude access. Without an API key (local) analyses use the lexicon analyser instead."""
+
+    api_key: str | None = None
+    base_url: str | None = None
+
+
+class SlackResource(dg.ConfigurableResource):
+    """Slack incoming webhook for alerts; unset locally, where alerts go to the table and the log."""
+
+    webhook_url: str | None = None
+
+
+class TokenVaultResource(dg.ConfigurableResource):
+    """Keys that encrypt OAuth tokens and client credentials: `ENCRYPTION_KEY` (comma-separated
+    Fernet keys, newest first) in production; locally a key file in the data folder."""
+
+    encryption_key: str | None = None
+    key_file: str | None = None
+
+    def vault(self) -> TokenVault:
+        """The vault from ENCRYPTION_KEY when set, else from the key file (created on first use)."""
+        if self.encryption_key:
+            return TokenVault.from_keys(self.encryption_key)
+        if self.key_file:
+            return TokenVault.from_key_file(self.key_file)
+        raise VaultKeyError("is not set and the resource has no key_file")
+
+
+def _env_or(name: str, default: str) -> str | dg.EnvVar:
+    """Read `name` through dg.EnvVar when it is set (so its value stays out of the UI)."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def local_resources(settings: cfg.Settings) -> dict[str, dg.ConfigurableResource]:
+    data = settings.data_dir
+    return {
+        "app_db": AppDatabase(url=_env_or("DATABASE_URL", settings.database_url)),
+        "object_store": LocalObjectStoreResource(
+            root=str(settings.objects_dir),
+            raw_bucket=settings.buckets.raw,
+            processed_bucket=settings.buckets.processed,
+            exports_bucket=settings.buckets.exports,
+        ),
+        "rate_limits": RateLimitResource(storage_uri="memory://"),
+        "twitter": TwitterApiResource(archives_dir=str(settings.archives_dir)),
+        "anthropic": AnthropicResource(),
+        "slack": SlackResource(),
+        "token_vault": TokenVaultResource(key_file=str(data / "secrets" / "encryption.key")),
+    }
+
+
+def production_resources() -> dict[str, dg.ConfigurableResource]:
+    # Checks presence and shape now, at load, although the values are read through EnvVar later.
+    cfg.load_settings()
+    s3 = S3Resource(endpoint_url=dg.EnvVar("S3_ENDPOINT_URL")) if os.environ.get("S3_ENDPOINT_URL") else S3Resource()
+    return {
+        "app_db": AppDatabase(url=dg.EnvVar("DATABASE_URL")),
+        "object_store": S3ObjectStoreResource(
+            s3=s3,
+            raw_bucket=dg.EnvVar("RAW_S3_BUCKET"),
+            processed_bucket=dg.EnvVar("PROCESSED_S3_BUCKET"),
+            exports_bucket=dg.EnvVar("EXPORTS_S3_BUCKET"),
+        ),
+        "rate_limits": RateLimitResource(storage_uri=dg.EnvVar("REDIS_URL")),
+        "twitter": TwitterApiResource(
+            api_base_url=os.environ.get("TWITTER_API_BASE_URL", "https://api.twitter.com"),
+            client_id=dg.EnvVar("TWITTER_CLIENT_ID"),
+            client_secret=dg.EnvVar("TWITTER_CLIENT_SECRET"),
+        ),
+        "anthropic": AnthropicResource(
+            api_key=dg.EnvVar("ANTHROPIC_API_KEY"),
+            base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
+        ),
+        "slack": SlackResource(webhook_url=dg.EnvVar("SLACK_WEBHOOK_URL")),
+        "token_vault": TokenVaultResource(encryption_key=dg.EnvVar("ENCRYPTION_KEY")),
+    }
+
+
+def resources_for_environment() -> dict[str, dg.ConfigurableResource]:
+    """The resources of the environment named by REPAZOO_ENV; raises SettingsError naming
+    what is wrong (unknown environment, missing or malformed variable)."""
+    if cfg.current_env() == "production":
+        return production_resources()
+    return local_resources(cfg.load_settings())
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=resources_for_environment())

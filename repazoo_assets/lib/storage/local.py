@@ -1,0 +1,210 @@
+"""Object store on a local directory, laid out as `<root>/<bucket>/<key>` (the embedded default).
+
+Each object's SHA-256 and size live in a sidecar under `<root>/.meta/`, written with the object,
+so `head` stays cheap for big files. Writes go to a temporary file in the target folder and are
+renamed into place: a reader sees the old object or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
+
+from repazoo_assets.lib.storage.base import (
+    Data,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    ObjectStoreUnreachable,
+    PresignedUrlExpired,
+    PresignedUrlInvalid,
+    hash_stream,
+    seconds,
+    validate,
+)
+
+_META = ".meta"
+_TMP = ".tmp-"
+
+
+class LocalObjectStore(ObjectStore):
+    def __init__(self, root: Path | str, url_signing_key: bytes | None = None):
+        self.root = Path(root).resolve()
+        self._signing_key = url_signing_key
+
+    # paths -------------------------------------------------------------------------------
+    def _path(self, bucket: str, key: str) -> Path:
+        validate(bucket, key)
+        path = (self.root / bucket / key).resolve()
+        if not path.is_relative_to(self.root / bucket):
+            raise ObjectNotFound(bucket, key)
+        return path
+
+    def _meta_path(self, bucket: str, key: str) -> Path:
+        return self.root / _META / bucket / f"{key}.json"
+
+    # writes ------------------------------------------------------------------------------
+    def put(self, bucket, key, data: Data, *, content_type="application/octet-stream", metadata=None) -> ObjectInfo:
+        path = self._path(bucket, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_TMP, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                sha256, size = _copy(data, out)
+                out.flush()
+                os.fsync(out.fileno())
+            stat = os.stat(tmp)
+            info = ObjectInfo(bucket, key, size, sha256, datetime.fromtimestamp(stat.st_mtime, UTC))
+            # The sidecar names the file it describes (inode, mtime): a crash between the two
+            # writes leaves a sidecar that head() recognises as stale and ignores.
+            meta = {"sha256": sha256, "stamp": _stamp(stat), "content_type": content_type, "metadata": metadata or {}}
+            _atomic_write_text(self._meta_path(bucket, key), json.dumps(meta))
+            os.replace(tmp, path)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return info
+
+    def delete(self, bucket: str, key: str) -> bool:
+        path = self._path(bucket, key)
+        with suppress(FileNotFoundError):
+            self._meta_path(bucket, key).unlink()
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def ensure_bucket(self, bucket: str) -> None:
+        validate(bucket)
+        (self.root / bucket).mkdir(parents=True, exist_ok=True)
+
+    # reads -------------------------------------------------------------------------------
+    def open(self, bucket: str, key: str) -> BinaryIO:
+        try:
+            return open(self._path(bucket, key), "rb")
+        except (FileNotFoundError, IsADirectoryError):
+            raise ObjectNotFound(bucket, key) from None
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        path = self._path(bucket, key)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise ObjectNotFound(bucket, key) from None
+        if not path.is_file():
+            raise ObjectNotFound(bucket, key)
+        try:
+            meta = json.loads(self._meta_path(bucket, key).read_text())
+            sha256 = meta["sha256"] if meta["stamp"] == _stamp(stat) else None
+        except (FileNotFoundError, ValueError, KeyError):
+            sha256 = None
+        if sha256 is None:  # written by something else: hash it once
+            with path.open("rb") as f:
+                sha256, _ = hash_stream(f)
+        return ObjectInfo(bucket, key, stat.st_size, sha256, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def list_keys(self, bucket: str, prefix: str = "") -> Iterator[str]:
+        validate(bucket)
+        base = self.root / bucket
+        if not base.is_dir():
+            return
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            rel = Path(dirpath).relative_to(base)
+            for name in filenames:
+                if name.startswith(_TMP):
+                    continue
+                key = (rel / name).as_posix() if rel.parts else name
+                if key.startswith(prefix):
+                    keys.append(key)
+        yield from sorted(keys)
+
+    # presigned URLs ----------------------------------------------------------------------
+    def _key(self) -> bytes:
+        if self._signing_key is None:
+            path = self.root / _META / "url-signing.key"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _atomic_write_text(path, secrets.token_hex(32), mode=0o600, exclusive=True)
+            self._signing_key = bytes.fromhex(path.read_text().strip())
+        return self._signing_key
+
+    def _signature(self, path: str, expires: int) -> str:
+        return hmac.new(self._key(), f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def presigned_get_url(self, bucket: str, key: str, expires_in: timedelta | int) -> str:
+        path = self._path(bucket, key).as_posix()
+        expires = int(time.time()) + seconds(expires_in)
+        query = urlencode({"expires": expires, "signature": self._signature(path, expires)})
+        return f"file://{quote(path)}?{query}"
+
+    def open_presigned(self, url: str) -> bytes:
+        """Read an object through a URL made by presigned_get_url, checking signature and expiry."""
+        parsed = urlparse(url)
+        query = parse_qs(parsed.query)
+        path = unquote(parsed.path)
+        try:
+            expires = int(query["expires"][0])
+            signature = query["signature"][0]
+        except (KeyError, ValueError, IndexError):
+            raise PresignedUrlInvalid("presigned URL lacks a valid expiry or signature") from None
+        if parsed.scheme != "file" or not hmac.compare_digest(signature, self._signature(path, expires)):
+            raise PresignedUrlInvalid("presigned URL signature does not match")
+        if time.time() > expires:
+            raise PresignedUrlExpired("presigned URL has expired")
+        return Path(path).read_bytes()
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(prefix=_TMP, dir=self.root)
+            probe.close()
+        except OSError as exc:
+            raise ObjectStoreUnreachable(f"local object store {self.root} is not writable ({exc.strerror})") from None
+
+
+def _stamp(stat: os.stat_result) -> list[int]:
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+
+
+def _copy(data: Data, out: BinaryIO) -> tuple[str, int]:
+    if isinstance(data, bytes | bytearray | memoryview):
+        out.write(data)
+        return hashlib.sha256(data).hexdigest(), len(data)
+    if isinstance(data, str | os.PathLike):
+        with open(data, "rb") as src:
+            return hash_stream(src, out)
+    return hash_stream(data, out)
+
+
+def _atomic_write_text(path: Path, text: str, *, mode: int = 0o644, exclusive: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        if exclusive:
+            os.link(tmp, path)  # fails if another process created it first: keep theirs
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except FileExistsError:
+        os.unlink(tmp)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -56,6 +56,9 @@ def main() -> None:
     The environment comes from REPAZOO_ENV (local by default; production reads DATABASE_URL,
     REDIS_URL, the S3 buckets and the API keys from the environment).
     """
+    from repazoo_assets.lib.privacy import log_filter
+
+    log_filter.install()
 
 
 @main.group(cls=_Group)

@@ -4,6 +4,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from repazoo_assets.lib.privacy import log_filter
+
+# Before anything can log: every record this code location makes, in any run, is redacted.
+log_filter.install()
+
 
 def build_defs() -> dg.Definitions:
     """Load the defs folder now; resources follow the environment as it is at this call."""

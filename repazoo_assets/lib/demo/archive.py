@@ -34,8 +34,11 @@ class ArchiveTweet:
 
 
 def _indices(text: str, needle: str) -> list[str]:
-    start = text.index(needle)
-    return [str(start), str(start + len(needle))]
+    """Where `needle` stands as a whole token ("#go" in "#golang vs #go" is the second one)."""
+    match = re.search(rf"(?<![\w#@$]){re.escape(needle)}(?![\w])", text)
+    if match is None:
+        raise ValueError(f"entity {needle!r} is not a whole token of the tweet text")
+    return [str(match.start()), str(match.end())]
 
 
 def _entities(tweet: DemoTweet) -> dict:
@@ -98,7 +101,10 @@ def write_tweets_js(tweets: Iterable[DemoTweet], path: Path) -> Path:
 
 def read_tweets_js(path: Path) -> list[ArchiveTweet]:
     path = Path(path)
-    raw = path.read_text(encoding="utf-8")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     match = _PREFIX.match(raw)
     if not match:
         raise ValueError(f"{path}: not a Twitter archive tweets file (expected 'window.YTD.tweets.partN = [...]')")

@@ -340,7 +340,7 @@ def _events(rng: random.Random, pools: _Pools, count: int, clients, anchor: date
         client = rng.choice(clients)
         event_type = rng.choice(EVENT_TYPES)
         ip = rng.choice(pools.ipv4) if rng.random() < 0.85 else rng.choice(pools.ipv6)
-        url = f"https://{client.client_id}.example.com{rng.choice(pools.uri_paths)}"
+        url = f"https://{client.client_id}.example.com/{rng.choice(pools.uri_paths).lstrip('/')}"
         if rng.random() < 0.3:
             url += f"?email={rng.choice(pools.emails)}&utm_source={rng.choice(pools.words)}"
         payload = json.dumps(_payload(rng, pools, event_type), sort_keys=True)

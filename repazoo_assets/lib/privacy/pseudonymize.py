@@ -55,17 +55,21 @@ def pseudonymize_column(array: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Arr
     Non-string columns (integer ids) are pseudonymized through their string form.
     """
     base = _hasher(key)
+    if isinstance(array, pa.ChunkedArray):
+        # One dictionary for all chunks, so each distinct value is hashed once; the result is cut
+        # back into the original chunk lengths (zero-copy slices; empty chunks stay).
+        whole = pseudonymize_column(array.combine_chunks(), key) if len(array) else pa.array([], pa.string())
+        offsets = [0]
+        for chunk in array.chunks:
+            offsets.append(offsets[-1] + len(chunk))
+        return pa.chunked_array(
+            [whole.slice(start, end - start) for start, end in zip(offsets, offsets[1:], strict=False)],
+            type=pa.string(),
+        )
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         array = pc.cast(array, pa.string())
     # One pass gives the distinct values and, per row, the index of its value (null for null).
     encoded = pc.dictionary_encode(array)
-    if isinstance(encoded, pa.ChunkedArray):
-        # Chunks must share one dictionary so a single hashed copy of it serves them all.
-        encoded = encoded.unify_dictionaries()
-        if encoded.num_chunks == 0:
-            return pa.chunked_array([], type=pa.string())
-        hashed = _hash_all(base, encoded.chunk(0).dictionary)
-        return pa.chunked_array([hashed.take(chunk.indices) for chunk in encoded.chunks], type=pa.string())
     return _hash_all(base, encoded.dictionary).take(encoded.indices)
 
 

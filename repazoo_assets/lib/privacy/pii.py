@@ -17,7 +17,7 @@ import ipaddress
 import itertools
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import re2
@@ -74,6 +74,17 @@ _TLDS = "|".join(
     )
 )
 _DOT = r"(?:[ \t]*\.[ \t]*|[ \t]*[\[({<][ \t]*dot[ \t]*[\])}>][ \t]*|[ \t]+dot[ \t]+)"
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AT": 20, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "CH": 21,
+    "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
+    "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "HR": 21,
+    "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
+    "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27,
+    "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
+    "RO": 24, "RS": 22, "SA": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26,
+    "UA": 29, "VG": 24, "XK": 20,
+}
+_IBAN_COUNTRIES = frozenset(_IBAN_LENGTHS)
 _CANDIDATES = {
     "secret": _SECRET_PREFIXES,
     "bearer": r"(?:[Bb]earer|BEARER)[ \t]+[A-Za-z0-9._~+/-]",
@@ -85,18 +96,31 @@ _CANDIDATES = {
         rf"[a-z0-9][a-z0-9-]*(?:{_DOT}[a-z0-9-]+)*{_DOT}(?:{_TLDS}))"
     ),
     "email": r"@[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*\.[A-Za-z][A-Za-z]+",
-    "iban": r"[A-Z][A-Z][0-9][0-9] ?[A-Z0-9][A-Z0-9][A-Z0-9][A-Z0-9]",
-    "ipv6": r"[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*",
+    # Only the country codes that have IBANs, then four more characters.
+    "iban": rf"(?:{'|'.join(sorted(_IBAN_COUNTRIES))})[0-9][0-9] ?[A-Z0-9][A-Z0-9][A-Z0-9][A-Z0-9]",
+    # A "::" somewhere, or at least five colons between hex groups ("10:30:45" is a time).
+    "ipv6": (
+        r"[0-9A-Fa-f]*(?::[0-9A-Fa-f]+)*::[0-9A-Fa-f:.]*|"
+        r"[0-9A-Fa-f]+:[0-9A-Fa-f]+:[0-9A-Fa-f]+:[0-9A-Fa-f]+:[0-9A-Fa-f]+:[0-9A-Fa-f:.]+"
+    ),
     "ipv4": r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+",
     # A run of digits and the separators people type inside numbers (phones, cards, SSNs), with
     # at least nine digits: shorter runs (dates, prices, versions, scores, times) never match.
     "number": r"[+(]?[0-9](?:[\-. ()/]*[0-9]){8}(?:[0-9\-. ()/]*[0-9])?\)?",
 }
-# One RE2 pattern per kind, each scanned over the whole text (or batch of texts): candidates of
-# different kinds may overlap freely (an IPv4 address glued to a handle's digits, a phone number
-# inside what looked like an IP), and a match of a small pattern without groups costs RE2's
-# Python wrapper far less than a match of one combined pattern with a group per kind.
-_SCANS_BY_KIND = {name: re2.compile(pattern) for name, pattern in _CANDIDATES.items()}
+# Four RE2 passes over the text (or batch of texts). Kinds that can overlap (an IPv4 address
+# glued to a handle's digits, a phone number inside what looked like an IP, an e-mail address
+# around a digit run) are in different passes, so one kind's candidate never hides another's.
+# Patterns have no groups: a match of a pattern with groups costs RE2's Python wrapper much more,
+# and the handler can tell the kinds of a pass apart by the first characters of the match.
+_PASSES = (
+    ("secret", "bearer", "assign"),
+    ("email", "email_obf"),
+    ("iban", "ipv6", "number"),
+    ("ipv4",),
+)
+_ANY = re2.compile("|".join(f"(?:{pattern})" for pattern in _CANDIDATES.values()))
+_PASS_PATTERNS = tuple(re2.compile("|".join(f"(?:{_CANDIDATES[kind]})" for kind in kinds)) for kinds in _PASSES)
 
 
 def _word_before(text: str, start: int) -> bool:
@@ -153,9 +177,16 @@ _ASSIGN_VALUE = re.compile(r"""\s*(?:"([^"\n\x00]{1,200})"|'([^'\n\x00]{1,200})'
 _IS_KEYS = ("password", "passwd", "passphrase", "passcode", "pwd", "pin")
 
 
+_ASSIGN_KEY = re.compile(_CANDIDATES["assign"].replace("(?i:", "(?:"), re.IGNORECASE)
+
+
 def _assign(text: str, start: int, end: int, out: list[Finding]) -> None:
     if start and text[start - 1].isalnum():
         return  # "spin: ...", "tokens=...": not the keyword on its own ("API_KEY" is)
+    key = _ASSIGN_KEY.match(text, start)
+    if not key:
+        return
+    end = key.end()
     if text[end - 1] not in ":=" and not text[start:end].lower().startswith(_IS_KEYS):
         return  # "token is ..." is prose; "password is ..." is a password
     value = _ASSIGN_VALUE.match(text, end)
@@ -194,9 +225,22 @@ _NOT_A_LOCAL_PART = frozenset(
 )
 
 
+# The candidate's own shape with what RE2 cannot say: the TLD ends the word ("gmail dot com.
+# called" is not "... dot ca").
+# Bounded (a domain has at most a few labels of at most 63 characters), so backtracking over a
+# long candidate stays cheap.
+_EMAIL_OBFUSCATED = re.compile(
+    r"(?:[\[({<][ \t]*at[ \t]*[\])}>][ \t]*|[ \t\n](?:at|@)[ \t]+)"
+    rf"[a-z0-9][a-z0-9-]{{0,62}}(?:{_DOT}[a-z0-9-]{{1,63}}){{0,6}}{_DOT}(?:{_TLDS})(?![\w-])",
+    re.IGNORECASE,
+)
+
+
 def _email_obf(text: str, start: int, end: int, out: list[Finding]) -> None:
-    if not _ends_word(text, end):
+    precise = _EMAIL_OBFUSCATED.match(text, start)
+    if not precise:
         return
+    end = precise.end()
     local = _LOCAL_OBFUSCATED_REVERSED.match(text[max(0, start - 160) : start][::-1])
     if not local or not local.group().strip():
         return
@@ -206,16 +250,6 @@ def _email_obf(text: str, start: int, end: int, out: list[Finding]) -> None:
 
 
 # --- IBAN ------------------------------------------------------------------------------------
-_IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AT": 20, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "CH": 21,
-    "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
-    "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "HR": 21,
-    "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
-    "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27,
-    "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
-    "RO": 24, "RS": 22, "SA": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26,
-    "UA": 29, "VG": 24, "XK": 20,
-}
 _IBAN = re.compile(r"[A-Z][A-Z]\d\d(?:[ ]?[A-Z0-9]){11,30}")
 
 
@@ -269,7 +303,7 @@ def _ipv6(text: str, start: int, end: int, out: list[Finding]) -> None:
 # --- digit runs: phone numbers, card numbers, SSNs, IPv4 -----------------------------------------
 _GROUP = re.compile(r"\d+")
 _MAX_GROUPS = 6
-_WORDISH = re.compile(r"[\w$€£¥%#@]")
+_WORDISH_CHARS = frozenset("_$€£¥%#@")
 
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
 _SSN = re.compile(r"(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}")
@@ -290,19 +324,21 @@ _PHONE = re.compile(
         )
     )
 )
-_DATE = re.compile(r"(?:19|20)\d\d[./-]\d\d?[./-]\d\d?|\d\d?[./-]\d\d?[./-](?:19|20)\d\d")
 _DATE_INSIDE = re.compile(r"(?<!\d)(?:\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d\d|(?:19|20)\d\d[./-]\d{1,2}[./-]\d{1,2})(?!\d)")
 _SSN_CONTEXT = re.compile(r"(?i)(?:ssn|social security(?: number| no\.?| #)?|ss#)\W{0,3}\Z")
 
 
+_DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, minus 9 when that is over 9
+
+
 def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    # Every second digit from the right doubled (by table), then the digit sum, all in C.
+    checked = digits[-1::-2] + digits[-2::-2].translate(_DOUBLED)
+    return (sum(checked.encode()) - 48 * len(checked)) % 10 == 0
+
+
+def _digits_only(s: str) -> str:
+    return s.encode().translate(None, b"+-. ()/").decode()
 
 
 def _classify_number(text: str, s0: int, e0: int, n: int) -> str | None:
@@ -315,11 +351,13 @@ def _classify_number(text: str, s0: int, e0: int, n: int) -> str | None:
         return None
     if n == 9 and (_SSN.fullmatch(s) or (s.isdigit() and _SSN_CONTEXT.search(text, max(0, s0 - 24), s0))):
         return "ssn"
-    if 13 <= n <= 19 and _CARD.fullmatch(s) and _luhn(s.replace(" ", "").replace("-", "")):
+    if 13 <= n <= 19 and _CARD.fullmatch(s) and _luhn(_digits_only(s)):
         return "card"
     if n <= 15 and _PHONE.fullmatch(s):
         international = s.startswith(("+", "00"))
-        if not international and (_DATE_INSIDE.search(s) or (s[0] == "0" and not 9 <= n <= 12)):
+        if not international and (
+            (s[0] == "0" and not 9 <= n <= 12) or (("/" in s or "." in s or "-" in s) and _DATE_INSIDE.search(s))
+        ):
             return None
         if international and not _international_length_ok(s, n):
             return None
@@ -341,12 +379,12 @@ _NSN_LENGTHS = {
 
 
 def _international_length_ok(s: str, n: int) -> bool:
-    digits = s.translate(_SEPARATORS)
+    digits = _digits_only(s)
     if s[0] == "0":  # "00" international prefix
         digits = digits[2:]
+        n -= 2
     if "(0)" in s:
         n -= 1
-    n -= len(s.translate(_SEPARATORS)) - len(digits)
     for size in (1, 2, 3):
         lengths = _NSN_LENGTHS.get(digits[:size])
         if lengths:
@@ -362,9 +400,9 @@ def _ipv4(text: str, start: int, end: int, out: list[Finding]) -> None:
         out.append(Finding("ip", start, end))
 
 
-_SEPARATORS = str.maketrans("", "", "+-. ()/")
 # A code of letters and digits just before a run ("IT45 Z313 0677 8356 ..."): the run is the
 # rest of that code (an IBAN with a wrong checksum, a reference), not a number of its own.
+_FRENCH_PAIRS = re.compile(r"0\d(?:[ .]\d\d){4}")
 _CODE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _CODE_BEFORE = re.compile(
     r"(?<![\w-])(?:[A-Z]{2}\d\d(?: [A-Z0-9]{4}){0,7}|(?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{4}) \Z"
@@ -374,7 +412,7 @@ _CODE_BEFORE = re.compile(
 def _number(text: str, start: int, end: int, out: list[Finding]) -> None:
     if end < len(text) and (text[end].isalnum() or text[end] in "_@"):
         return
-    if start and _WORDISH.match(text, start - 1):
+    if start and (text[start - 1] in _WORDISH_CHARS or text[start - 1].isalnum()):
         # Glued to a word, amount or hashtag ("A1234567", "$1299.00", "#2024"): that first group
         # is not personal data, but what follows a separator may be ("@bot329 192.168.1.1").
         glued = _GROUP.match(text, start)
@@ -387,11 +425,15 @@ def _number(text: str, start: int, end: int, out: list[Finding]) -> None:
         if _CODE_BEFORE.search(text, max(0, start - 48), start):
             return
     run = text[start:end]
-    if _DATE.fullmatch(run):
-        return  # the most common long number in a tweet
-    n = len(run.translate(_SEPARATORS))
+    n = len(_digits_only(run))
     kind = _classify_number(text, start, end, n)
     if kind:  # the usual case: the run is one number
+        if kind == "phone" and run[0] == "0" and run[1] != "0" and not _FRENCH_PAIRS.fullmatch(run):
+            # "called 055 232 3097 35 times": a short last group after a space that the number
+            # does not need is a count, not part of it.
+            head, _, tail = run.rpartition(" ")
+            if head and len(tail) <= 3 and _classify_number(text, start, start + len(head), n - len(tail)):
+                end = start + len(head)
         out.append(Finding(kind, start, end))
         return
     if 13 <= n <= 19 and _CARD.fullmatch(run):
@@ -410,6 +452,10 @@ def _number(text: str, start: int, end: int, out: list[Finding]) -> None:
             n = digits[j + 1] - digits[i]
             if n < 9 or n > 19:
                 continue  # too short or too long to be anything but an ordinary number
+            if (i > 0 and text[groups[i][0] - 1] not in " /(+") or (
+                j < last and text[groups[j][1]] not in " /)"
+            ):
+                continue  # a hyphen or dot joins parts of one code ("112-0098906-5229825")
             kind = None
             for s0 in (start, groups[0][0]) if i == 0 and start < groups[0][0] else (groups[i][0],):
                 for e0 in (end, groups[j][1]) if j == last and end > groups[j][1] else (groups[j][1],):
@@ -427,19 +473,34 @@ def _number(text: str, start: int, end: int, out: list[Finding]) -> None:
 
 
 # --- all together ------------------------------------------------------------------------------
-_HANDLERS: dict[str, Callable[[str, int, int, list[Finding]], None]] = {
-    "secret": _secret,
-    "bearer": _bearer,
-    "assign": _assign,
-    "email_obf": _email_obf,
-    "email": _email,
-    "iban": _iban,
-    "ipv6": _ipv6,
-    "ipv4": _ipv4,
-    "number": _number,
-}
-assert _HANDLERS.keys() == _CANDIDATES.keys()
-_SCANS = tuple((_SCANS_BY_KIND[name], handler) for name, handler in _HANDLERS.items())
+def _letters(text: str, start: int, end: int, out: list[Finding]) -> None:
+    """A candidate of the first pass: a key, a bearer token or a password assignment."""
+    before = len(out)
+    for handler in (_secret, _bearer, _assign):
+        handler(text, start, end, out)
+        if len(out) > before:
+            return
+
+
+def _emails(text: str, start: int, end: int, out: list[Finding]) -> None:
+    """A candidate of the second pass: an address from its '@', or a spelled-out separator."""
+    (_email if text[start] == "@" else _email_obf)(text, start, end, out)
+
+
+def _digits(text: str, start: int, end: int, out: list[Finding]) -> None:
+    """A candidate of the third pass: an IPv6 address, an IBAN or a run of digits."""
+    if ":" in text[start:end]:
+        _ipv6(text, start, end, out)
+    elif text[start].isupper() and text[start + 1].isupper():
+        _iban(text, start, end, out)
+    else:
+        _number(text, start, end, out)
+
+
+_SCANS = tuple(
+    zip(_PASS_PATTERNS, (_letters, _emails, _digits, _ipv4), strict=True)
+)
+assert sorted(kind for kinds in _PASSES for kind in kinds) == sorted(_CANDIDATES)
 
 
 def _normalization_table() -> dict[int, str]:
@@ -504,7 +565,9 @@ def _check(text: object) -> None:
 def find_pii(text: str) -> list[Finding]:
     """Every personal datum in `text`, as non-overlapping findings sorted by position."""
     _check(text)
-    return find_pii_many((text,))[0] if text else []
+    if not text or _ANY.search(_prepare(text)[1]) is None:
+        return []  # most texts: one pass of RE2 and nothing to judge
+    return find_pii_many((text,))[0]
 
 
 # Between texts of a batch: no pattern crosses it (no class holds NUL), and it is longer than

@@ -9,7 +9,7 @@ DATA_DIR ?= $(CURDIR)/.repazoo
 export DAGSTER_HOME := $(DATA_DIR)/dagster
 export REPAZOO_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install demo dev test services clean
+.PHONY: install demo dev test services clean bench-pii
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version.split()[0]'
@@ -42,6 +42,9 @@ services:
 
 test: install services $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/pytest
+
+bench-pii: install
+	$(BIN)/python bench/pii.py
 
 clean:
 	rm -rf $(DATA_DIR)

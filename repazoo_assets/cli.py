@@ -125,20 +125,38 @@ def demo(seed: int, users: int, events: int, materialize: bool) -> None:
     dataset = generate_dataset(seed, users=users, events=events, anchor=anchor)
     loaded = load_dataset(engine, dataset)
     archives = write_user_archives(dataset, settings.archives_dir)
+    _demo_tokens(engine, settings, [u.user_id for u in dataset.users])
     click.echo(
         f"demo data (seed {seed}): {loaded.users} users, {loaded.new_clients} new clients, "
         f"{loaded.events} events loaded; {len(archives)} tweet archives in {settings.archives_dir}"
     )
     if materialize:
-        _materialize_everything()
+        _materialize_everything([u.user_id for u in dataset.users])
     click.echo("\napp database rows:")
     for table, count in table_row_counts(engine).items():
         click.echo(f"  {table:<20} {count:>8}")
     click.echo("\nOpen the Dagster UI with `make dev`, then http://127.0.0.1:3000")
 
 
-def _materialize_everything() -> None:
-    """Materialize every asset of the code location, as `Materialize all` in the UI would."""
+def _demo_tokens(engine, settings: Settings, user_ids: list[str]) -> None:
+    """Demo users get a (synthetic) OAuth token, so the consent check passes for them as it
+    would for users who connected their account."""
+    import sqlalchemy as sa
+
+    from repazoo_assets.lib.db import tables as t
+    from repazoo_assets.lib.db import twitter_store as store
+
+    vault = _vault(settings)
+    with engine.begin() as conn:
+        have = set(conn.execute(sa.select(t.oauth_tokens.c.user_id)).scalars())
+        for user_id in user_ids:
+            if user_id not in have:
+                store.store_tokens(conn, vault, user_id, f"demo-access-{user_id}", f"demo-refresh-{user_id}", 365 * 86400)
+
+
+def _materialize_everything(user_ids: list[str] = ()) -> None:
+    """Materialize every asset of the code location, as `Materialize all` in the UI would, and
+    the tweet pipeline for each user partition."""
     import dagster as dg
 
     from repazoo_assets.definitions import build_defs
@@ -158,10 +176,37 @@ def _materialize_everything() -> None:
     click.echo(f"\nmaterialized {len(keys)} asset(s) in run {result.run_id}: {'success' if result.success else 'FAILED'}")
     for event in result.get_asset_materialization_events():
         click.echo(f"  {event.asset_key.to_user_string()}: materialized")
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                click.echo(f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()}", err=True)
+    failed = [] if result.success else [result]
+    if user_ids:
+        from repazoo_assets.defs.twitter.assets import users_partitions
+
+        instance.add_dynamic_partitions(users_partitions.name, [u for u in user_ids if not instance.has_dynamic_partition(users_partitions.name, u)])
+        pipeline = defs.resolve_job_def("tweet_pipeline")
+        click.echo(f"\ntweet pipeline, one run per user ({len(user_ids)} users):")
+        click.echo(f"  {'user':<22} {'tweets':>7} {'new':>5} {'with PII':>9} {'redacted':>9} {'analysed':>9}  model / summary")
+        for user_id in user_ids:
+            run = pipeline.execute_in_process(instance=instance, partition_key=user_id, raise_on_error=False)
+            meta = {
+                e.asset_key.to_user_string(): {k: v.value for k, v in e.step_materialization_data.materialization.metadata.items()}
+                for e in run.get_asset_materialization_events()
+            }
+            tw, san = meta.get("tweets", {}), meta.get("sanitized_tweets", {})
+            an, summ = meta.get("tweet_analyses", {}), meta.get("reputation_summary", {})
+            redacted = sum((san.get("redacted_items") or {}).values()) if isinstance(san.get("redacted_items"), dict) else 0
+            by = summ.get("by_sentiment") or {}
+            click.echo(
+                f"  {user_id:<22} {tw.get('dagster/row_count', '-'):>7} {tw.get('new_tweets', '-'):>5} "
+                f"{san.get('tweets_with_pii', '-'):>9} {redacted:>9} {an.get('dagster/row_count', '-'):>9}  "
+                f"{an.get('model', '-')}: {by.get('positive', 0)}+ {by.get('neutral', 0)}= {by.get('negative', 0)}-"
+                + ("" if run.success else "  FAILED")
+            )
+            if not run.success:
+                failed.append(run)
+    if failed:
+        for run in failed:
+            for event in run.all_events:
+                if event.is_step_failure:
+                    click.echo(f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()}", err=True)
         raise ReportedError("demo: some assets failed to materialize (see above)")
 
 
@@ -250,6 +295,114 @@ def keys_rotate(batch_size: int) -> None:
         engine, actor="cli", action=audit_log.AuditAction.KEY_ROTATION, subject_type="vault",
         details={"rows_rewritten": report.rewritten},
     )
+
+
+@main.group(cls=_Group)
+def users() -> None:
+    """Connected users: their consent, tokens and tweet-pipeline partitions."""
+
+
+def _register_partition(user_id: str) -> str:
+    """Add the user's `users` partition to the current Dagster instance; say what happened."""
+    import dagster as dg
+
+    from repazoo_assets.defs.twitter.assets import users_partitions
+
+    if not os.environ.get("DAGSTER_HOME"):
+        return "DAGSTER_HOME is not set: partition not registered here (the users sensor will register it)"
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.get() as instance:
+        if instance.has_dynamic_partition(users_partitions.name, user_id):
+            return f"partition {user_id} already registered"
+        instance.add_dynamic_partitions(users_partitions.name, [user_id])
+    return f"partition {user_id} registered"
+
+
+@users.command("connect")
+@click.option("--user-id", required=True, help="The platform's id of the user.")
+@click.option("--twitter-user-id", required=True, help="The user's numeric Twitter id.")
+@click.option("--access-token", required=True, envvar="REPAZOO_ACCESS_TOKEN", help="OAuth2 access token (or env REPAZOO_ACCESS_TOKEN).")
+@click.option("--refresh-token", envvar="REPAZOO_REFRESH_TOKEN", help="OAuth2 refresh token (or env REPAZOO_REFRESH_TOKEN).")
+@click.option("--expires-in", required=True, type=click.IntRange(min=1), help="Seconds until the access token expires.")
+@click.option("--tier", required=True, type=click.Choice(["basic", "pro"]), help="Subscription tier.")
+@click.option("--handle", help="The user's @handle, without '@'.")
+def users_connect(user_id, twitter_user_id, access_token, refresh_token, expires_in, tier, handle) -> None:
+    """Store a user, an active subscription and their encrypted tokens; register their partition.
+
+    Tokens are encrypted with the token vault before they reach the database and are never
+    printed. Prefer the environment variables to the options, which show in the process list.
+    """
+    from repazoo_assets.lib.db import twitter_store as store
+    from repazoo_assets.lib.security import audit as audit_log
+
+    settings = _settings()
+    engine = _up_to_date_engine(settings)
+    vault = _vault(settings)
+    if not twitter_user_id.isdigit():
+        raise ReportedError("--twitter-user-id: must be the numeric Twitter user id")
+    with engine.begin() as conn:
+        try:
+            store.connect_user(
+                conn, vault, user_id=user_id, twitter_user_id=twitter_user_id, access_token=access_token,
+                refresh_token=refresh_token, expires_in=expires_in, tier=tier, handle=handle,
+            )
+        except ValueError as exc:
+            raise ReportedError(f"users connect: {exc}") from None
+        audit_log.append(
+            conn, actor="cli", action=audit_log.AuditAction.CONSENT_CHANGE, subject_type="user",
+            subject_id=user_id, details={"consent": "granted", "tier": tier},
+        )
+    click.echo(f"user {user_id} connected ({tier}); {_register_partition(user_id)}")
+
+
+@users.command("list")
+def users_list() -> None:
+    """Users with tier, consent state and last fetch (never tokens)."""
+    from repazoo_assets.lib.db import twitter_store as store
+
+    engine = _up_to_date_engine(_settings())
+    with engine.connect() as conn:
+        rows = store.list_users(conn)
+    if not rows:
+        click.echo("no users")
+        return
+    click.echo(f"{'user':<24} {'handle':<20} {'tier':<6} {'last fetch':<20} consent")
+    for row in rows:
+        fetched = row["last_fetched_at"].strftime("%Y-%m-%d %H:%M") if row["last_fetched_at"] else "never"
+        click.echo(
+            f"{row['user_id']:<24} {row['handle'] or '':<20} {row['tier'] or '-':<6} {fetched:<20} {row['consent']}"
+        )
+
+
+@users.command("import-archive")
+@click.option("--user-id", required=True, help="The platform's id of the user.")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def users_import_archive(user_id: str, path: Path) -> None:
+    """Load tweets from the user's downloaded Twitter archive (a folder with data/tweets.js, or
+    the tweets.js file itself). Needs the user's consent, like a fetch."""
+    from repazoo_assets.defs.twitter.assets import _ArchiveTweet
+    from repazoo_assets.lib.db import twitter_store as store
+    from repazoo_assets.lib.demo.archive import read_tweets_js
+    from repazoo_assets.lib.security import audit as audit_log
+
+    engine = _up_to_date_engine(_settings())
+    file = path / "data" / "tweets.js" if path.is_dir() else path
+    if not file.is_file():
+        raise ReportedError(f"{file}: no tweets.js here (expected an archive folder with data/tweets.js)")
+    try:
+        archived = [_ArchiveTweet(a) for a in read_tweets_js(file)]
+    except ValueError as exc:
+        raise ReportedError(str(exc)) from None
+    with engine.begin() as conn:
+        state = store.consent(conn, user_id)
+        if not state.granted:
+            raise ReportedError(f"consent not granted for user {user_id}: {state.reason}")
+        sent, new = store.upsert_tweets(conn, user_id, archived, source="archive")
+        audit_log.append(
+            conn, actor="cli", action=audit_log.AuditAction.FETCH, subject_type="user", subject_id=user_id,
+            details={"outcome": "fetched", "source": "archive", "tweets": sent, "new": new},
+        )
+    click.echo(f"user {user_id}: {sent} tweets read from the archive, {new} new")
 
 
 @main.group(cls=_Group)

@@ -85,8 +85,12 @@ class RateLimitResource(dg.ConfigurableResource):
     Redis in production so every worker and run sees the same windows."""
 
     storage_uri: str
+    # Prefix of every key in Redis (limits' default when unset); tests give each run its own.
+    key_prefix: str | None = None
 
     def storage(self) -> Storage:
+        if self.key_prefix and not self.storage_uri.startswith("memory://"):
+            return storage_from_string(self.storage_uri, key_prefix=self.key_prefix)
         return storage_from_string(self.storage_uri)
 
     def limiter(self) -> MovingWindowRateLimiter:

@@ -135,8 +135,23 @@ analyses = sa.Table(
     sa.Column("input_tokens", sa.Integer),
     sa.Column("output_tokens", sa.Integer),
     sa.Column("analysed_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("topics", sa.JSON),
     sa.UniqueConstraint("tweet_id", "model"),
     sa.Index(None, "user_id", "analysed_at"),
+)
+
+# Tweets a model could not analyse (its output stayed invalid after a retry): recorded with the
+# reason, never stored as a fake result; retried when the partition runs again.
+analysis_failures = sa.Table(
+    "analysis_failures",
+    metadata,
+    sa.Column("tweet_id", sa.BigInteger, sa.ForeignKey("tweets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("model", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("reason", sa.String(256), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("failed_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Index(None, "user_id"),
 )
 
 api_usage = sa.Table(

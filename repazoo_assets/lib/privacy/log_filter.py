@@ -76,6 +76,8 @@ def install() -> None:
             logging.setLogRecordFactory(_factory_wrapping(previous))
         if _installed:
             return
+        # httpx logs every request URL at INFO, and URLs carry user ids and page cursors.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         redacting = RedactingFilter()
         root = logging.getLogger()
         targets = [root, *root.handlers, *(logging.getLogger(name) for name in _DAGSTER_LOGGERS)]

@@ -131,7 +131,7 @@ def count(env, table, **where):
         return conn.execute(query).scalar_one()
 
 
-def test_tweets_to_summary_pages_batches_and_no_pii_reaches_the_model(env):
+def test_tweets_to_summary_pages_batches_and_no_pii_reaches_the_model(env, record_property):
     user_id, twitter_user_id, _ = connect(env, n_tweets=230)
     result = materialize(env, user_id)
     assert result.success, failure_message(result)
@@ -151,6 +151,8 @@ def test_tweets_to_summary_pages_batches_and_no_pii_reaches_the_model(env):
     assert analysed["requests"] == len(env.claude.requests) == math.ceil(230 / 25)
     assert analysed["requests_per_tweet"] == round(10 / 230, 4)
     assert analysed["input_tokens_per_tweet"] > 0
+    for figure in ("requests_per_tweet", "input_tokens_per_tweet", "input_tokens", "cache_read_input_tokens"):
+        record_property(figure, analysed[figure])  # in the JUnit report: the figures per tweet
     bodies = "\n".join(r.raw.decode() for r in env.claude.requests)
     for datum in PLANTED:
         assert datum not in bodies
@@ -227,6 +229,22 @@ def test_expired_token_is_refreshed_and_stored_encrypted(env):
     with env.engine.connect() as conn:
         token = store.load_token(conn, env.vault, user_id)
     assert token.access_token != old_access and env.twitter.is_valid_access_token(token.access_token)
+
+
+def test_a_failed_refresh_fails_the_step_and_is_recorded_for_monitoring(env):
+    user_id, _, _ = connect(env, n_tweets=5)
+    with env.engine.begin() as conn:  # expired, and a refresh token the server does not know
+        store.store_tokens(conn, env.vault, user_id, "stale-access", "unknown-refresh", 1)
+        conn.execute(
+            sa.update(t.oauth_tokens).where(t.oauth_tokens.c.user_id == user_id)
+            .values(expires_at=datetime.now(UTC) - timedelta(minutes=5))
+        )
+    result = materialize(env, user_id, [tweets])
+    assert not result.success
+    assert f"token refresh failed for user {user_id}" in failure_message(result)
+    assert "unknown-refresh" not in failure_message(result)
+    assert count(env, t.api_usage, user_id=user_id, operation="token_refresh_failed") >= 1
+    assert [r.path for r in env.twitter.requests if r.path.endswith("/tweets")] == []
 
 
 def test_a_401_refreshes_once_then_fetches(env):

@@ -22,7 +22,7 @@ from repazoo_assets.defs.resources import (
     TwitterApiResource,
 )
 from repazoo_assets.lib.db import twitter_store as store
-from repazoo_assets.lib.privacy.pii import find_pii_many, redact_many
+from repazoo_assets.lib.privacy.pii import find_pii_many, redact_many_with_counts
 from repazoo_assets.lib.security import audit
 
 users_partitions = dg.DynamicPartitionsDefinition(name="users")
@@ -39,7 +39,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _refuse(context: dg.AssetExecutionContext, app_db: AppDatabase, state: store.Consent, action) -> None:
+def _refuse(context: dg.AssetExecutionContext, app_db: AppDatabase, state: store.Consent, action, what: str) -> None:
     audit.append(
         app_db.engine,
         actor=ACTOR,
@@ -49,7 +49,7 @@ def _refuse(context: dg.AssetExecutionContext, app_db: AppDatabase, state: store
         details={"outcome": "refused", "reason": state.reason},
     )
     raise dg.Failure(
-        description=f"consent not granted for user {state.user_id}: {state.reason}; nothing was fetched",
+        description=f"consent not granted for user {state.user_id}: {state.reason}; nothing was {what}",
         allow_retries=False,
     )
 
@@ -231,7 +231,7 @@ def tweets(
     with engine.connect() as conn:
         state = store.consent(conn, user_id)
     if not state.granted:
-        _refuse(context, app_db, state, audit.AuditAction.FETCH)
+        _refuse(context, app_db, state, audit.AuditAction.FETCH, "fetched")
     if twitter.client_id and twitter.client_secret:
         counts = _fetch_from_api(context, app_db, token_vault, rate_limits, twitter, state)
         source = "api"
@@ -283,12 +283,9 @@ def sanitized_tweets(context: dg.AssetExecutionContext, app_db: AppDatabase) -> 
         pending = store.tweets_to_sanitize(conn, user_id, REDACTOR_VERSION)
     kinds: Counter[str] = Counter()
     rows = []
-    redacted = redact_many([row.text for row in pending])
-    findings = find_pii_many([row.text for row in pending])
-    for row, text, found in zip(pending, redacted, findings, strict=True):
-        counts = Counter(f.kind for f in found)
+    for row, (text, counts) in zip(pending, redact_many_with_counts([r.text for r in pending]), strict=True):
         kinds.update(counts)
-        rows.append((row.id, text, dict(counts)))
+        rows.append((row.id, text, counts))
     with engine.begin() as conn:
         store.upsert_sanitized(conn, user_id, rows, REDACTOR_VERSION)
         audit.append(
@@ -373,7 +370,7 @@ def tweet_analyses(
     with engine.connect() as conn:
         state = store.consent(conn, user_id)
     if not state.granted:
-        _refuse(context, app_db, state, audit.AuditAction.ANALYSE)
+        _refuse(context, app_db, state, audit.AuditAction.ANALYSE, "analysed")
     quota = config.pro_monthly_quota if state.tier == "pro" else config.basic_monthly_quota
     analyser = _analyser(config, state.tier, rate_limits, anthropic)
     model = analyser.model

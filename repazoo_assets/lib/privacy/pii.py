@@ -30,6 +30,7 @@ __all__ = [
     "find_pii_many",
     "redact",
     "redact_many",
+    "redact_many_with_counts",
     "redact_with_counts",
 ]
 
@@ -616,6 +617,11 @@ def _apply(text: str, findings: list[Finding]) -> tuple[str, dict[str, int]]:
 def redact_many(texts: Sequence[str]) -> list[str]:
     """`redact` of each text, in one batch (see `find_pii_many`)."""
     return [_apply(text, findings)[0] for text, findings in zip(texts, find_pii_many(texts), strict=True)]
+
+
+def redact_many_with_counts(texts: Sequence[str]) -> list[tuple[str, dict[str, int]]]:
+    """`redact_with_counts` of each text, in one batch."""
+    return [_apply(text, findings) for text, findings in zip(texts, find_pii_many(texts), strict=True)]
 
 
 def redact_with_counts(text: str) -> tuple[str, dict[str, int]]:

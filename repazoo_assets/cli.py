@@ -6,6 +6,7 @@ ends in one line naming the setting and the problem and a non-zero exit, never a
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from datetime import UTC, datetime
@@ -403,6 +404,157 @@ def users_import_archive(user_id: str, path: Path) -> None:
             details={"outcome": "fetched", "source": "archive", "tweets": sent, "new": new},
         )
     click.echo(f"user {user_id}: {sent} tweets read from the archive, {new} new")
+
+
+@main.group(cls=_Group)
+def clients() -> None:
+    """Business clients of the event pipeline and the buckets they own."""
+
+
+def _client_options(command, *, adding: bool):
+    """The options `add` and `update` share; on `update` every one is optional."""
+    from repazoo_assets.lib.db import tables as t
+
+    options = [
+        click.option("--name", required=adding, help="Display name."),
+        click.option("--privacy-level", type=click.Choice(t.PRIVACY_LEVELS), required=adding, help="What the client may receive."),
+        click.option("--sync-frequency", type=click.Choice(t.SYNC_FREQUENCIES), required=adding, help="How often deliveries run."),
+        click.option("--format", "format_", type=click.Choice(t.DELIVERY_FORMATS), default="parquet" if adding else None, show_default=adding, help="Delivery file format."),
+        click.option("--bucket", required=adding, help="The client's S3 bucket."),
+        click.option("--prefix", help="Key prefix inside the client's bucket."),
+        click.option("--region", help="The bucket's region."),
+        click.option("--endpoint-url", help="S3-compatible endpoint (other than AWS)."),
+        click.option(
+            "--credentials-from-env", is_flag=True,
+            help="Read the client's keys from REPAZOO_CLIENT_ACCESS_KEY_ID and REPAZOO_CLIENT_SECRET_ACCESS_KEY "
+            "(never from options, which show in the process list).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _client_values(name, privacy_level, sync_frequency, format_, bucket, prefix, region, endpoint_url) -> dict:
+    return {
+        "name": name, "privacy_level": privacy_level, "sync_frequency": sync_frequency, "format": format_,
+        "destination_bucket": bucket, "destination_prefix": prefix, "destination_region": region,
+        "destination_endpoint_url": endpoint_url,
+    }
+
+
+def _client_credentials(from_env: bool):
+    from repazoo_assets.lib.db.clients_store import Credentials
+
+    if not from_env:
+        return None
+    key_id = os.environ.get("REPAZOO_CLIENT_ACCESS_KEY_ID", "")
+    secret = os.environ.get("REPAZOO_CLIENT_SECRET_ACCESS_KEY", "")
+    if not key_id or not secret:
+        raise ReportedError("REPAZOO_CLIENT_ACCESS_KEY_ID / REPAZOO_CLIENT_SECRET_ACCESS_KEY: both must be set")
+    return Credentials(key_id, secret)
+
+
+def _register_client_partition(client_id: str) -> str:
+    import dagster as dg
+
+    from repazoo_assets.defs.events.partitions import clients_partitions
+
+    if not os.environ.get("DAGSTER_HOME"):
+        return "DAGSTER_HOME is not set: partition not registered here"
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.get() as instance:
+        if instance.has_dynamic_partition(clients_partitions.name, client_id):
+            return f"partition {client_id} already registered"
+        instance.add_dynamic_partitions(clients_partitions.name, [client_id])
+    return f"partition {client_id} registered"
+
+
+@clients.command("add")
+@click.argument("client_id")
+@functools.partial(_client_options, adding=True)
+def clients_add(client_id, name, privacy_level, sync_frequency, format_, bucket, prefix, region, endpoint_url, credentials_from_env):
+    """Add a client (CLIENT_ID: lowercase letters, digits, '-', '_') and register its partition."""
+    from repazoo_assets.lib.db import clients_store
+    from repazoo_assets.lib.security import audit as audit_log
+
+    settings = _settings()
+    engine = _up_to_date_engine(settings)
+    credentials = _client_credentials(credentials_from_env)
+    values = _client_values(name, privacy_level, sync_frequency, format_, bucket, prefix, region, endpoint_url)
+    with engine.begin() as conn:
+        try:
+            clients_store.add_client(conn, _vault(settings), client_id, values, credentials)
+        except clients_store.ClientError as exc:
+            raise ReportedError(f"clients add: {exc}") from None
+        audit_log.append(
+            conn, actor="cli", action=audit_log.AuditAction.CLIENT_CHANGE, subject_type="client",
+            subject_id=client_id, details={"change": "add", "privacy_level": privacy_level},
+        )
+    click.echo(f"client {client_id} added ({privacy_level}, {sync_frequency}); {_register_client_partition(client_id)}")
+
+
+@clients.command("update")
+@click.argument("client_id")
+@functools.partial(_client_options, adding=False)
+def clients_update(client_id, name, privacy_level, sync_frequency, format_, bucket, prefix, region, endpoint_url, credentials_from_env):
+    """Change some of a client's settings or its credentials."""
+    from repazoo_assets.lib.db import clients_store
+    from repazoo_assets.lib.security import audit as audit_log
+
+    settings = _settings()
+    engine = _up_to_date_engine(settings)
+    credentials = _client_credentials(credentials_from_env)
+    values = _client_values(name, privacy_level, sync_frequency, format_, bucket, prefix, region, endpoint_url)
+    with engine.begin() as conn:
+        try:
+            changed = clients_store.update_client(conn, _vault(settings), client_id, values, credentials)
+        except clients_store.ClientError as exc:
+            raise ReportedError(f"clients update: {exc}") from None
+        audit_log.append(
+            conn, actor="cli", action=audit_log.AuditAction.CLIENT_CHANGE, subject_type="client",
+            subject_id=client_id, details={"change": "update", "fields": changed},
+        )
+    click.echo(f"client {client_id} updated: {', '.join(changed)}")
+
+
+@clients.command("list")
+def clients_list() -> None:
+    """Clients with privacy level, frequency, format and destination (never credentials)."""
+    from repazoo_assets.lib.db import clients_store
+
+    engine = _up_to_date_engine(_settings())
+    with engine.connect() as conn:
+        rows = clients_store.list_clients(conn)
+    if not rows:
+        click.echo("no clients")
+        return
+    click.echo(f"{'client':<24} {'privacy':<9} {'every':<7} {'format':<8} {'credentials':<20} destination")
+    for r in rows:
+        click.echo(
+            f"{r['id']:<24} {r['privacy_level']:<9} {r['sync_frequency']:<7} {r['format']:<8} "
+            f"{r['credentials']:<20} {r['destination']}"
+        )
+
+
+@clients.command("remove")
+@click.argument("client_id")
+def clients_remove(client_id: str) -> None:
+    """Stop deliveries to a client (soft delete; its records stay for the audit)."""
+    from repazoo_assets.lib.db import clients_store
+    from repazoo_assets.lib.security import audit as audit_log
+
+    engine = _up_to_date_engine(_settings())
+    with engine.begin() as conn:
+        try:
+            clients_store.remove_client(conn, client_id)
+        except clients_store.ClientError as exc:
+            raise ReportedError(f"clients remove: {exc}") from None
+        audit_log.append(
+            conn, actor="cli", action=audit_log.AuditAction.CLIENT_CHANGE, subject_type="client",
+            subject_id=client_id, details={"change": "remove"},
+        )
+    click.echo(f"client {client_id} removed")
 
 
 @main.group(cls=_Group)

@@ -176,7 +176,10 @@ def _materialize_everything(user_ids: list[str] = ()) -> None:
     result = job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False)
     click.echo(f"\nmaterialized {len(keys)} asset(s) in run {result.run_id}: {'success' if result.success else 'FAILED'}")
     for event in result.get_asset_materialization_events():
-        click.echo(f"  {event.asset_key.to_user_string()}: materialized")
+        meta = event.step_materialization_data.materialization.metadata
+        shown = {k: meta[k].value for k in ("dagster/row_count", "dead_lettered", "batches") if k in meta}
+        detail = ", ".join(f"{k.removeprefix('dagster/')} {v}" for k, v in shown.items())
+        click.echo(f"  {event.asset_key.to_user_string()}: materialized" + (f" ({detail})" if detail else ""))
     failed = [] if result.success else [result]
     if user_ids:
         from repazoo_assets.defs.twitter.assets import users_partitions

@@ -251,6 +251,28 @@ events_log = sa.Table(
     sa.Column("consent_analytics", sa.Boolean),
     sa.Column("consent_marketing", sa.Boolean),
     _created_at(),
+    # PostgreSQL: the inserting transaction's id (xid8 as bigint, default pg_current_xact_id(),
+    # set by migration 0003). The export reads only rows of finished transactions (below the
+    # snapshot's xmin), so a late commit with a low id is never skipped. NULL on SQLite.
+    sa.Column("txid", sa.BigInteger),
+    sa.Index(None, "txid", "id"),
+)
+
+# One export window: the rows whose transactions finished in [xid_from, xid_to) (ids on SQLite,
+# where writes commit in id order). Recorded before any object is written, so a crashed export
+# resumes the same rows, cut into the same chunks, written to the same keys.
+raw_export_windows = sa.Table(
+    "raw_export_windows",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("xid_from", sa.BigInteger, nullable=False),
+    sa.Column("xid_to", sa.BigInteger, nullable=False),
+    sa.Column("chunk_rows", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="open"),
+    _created_at(),
+    sa.Column("completed_at", Timestamp),
+    sa.UniqueConstraint("xid_from"),
+    sa.Index(None, "status"),
 )
 
 clients = sa.Table(
@@ -303,6 +325,11 @@ raw_batches = sa.Table(
     _created_at(),
     sa.Column("verified_at", Timestamp),
     sa.Column("cleaned_at", Timestamp),
+    sa.Column("window_id", sa.BigInteger, sa.ForeignKey("raw_export_windows.id")),
+    sa.Column("bad_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("bad_object_key", sa.String(512)),
+    sa.Column("min_created_at", Timestamp),
+    sa.Column("max_created_at", Timestamp),
     sa.UniqueConstraint("first_event_id", "last_event_id"),
     # Cleanup finds verified batches not yet deleted from events_log.
     sa.Index(None, "cleaned_at"),

@@ -30,9 +30,11 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -162,14 +164,25 @@ def _export_window(engine, store, bucket, window, reader, known, report, on_obje
     with engine.connect() as conn:
         after = conn.execute(sa.select(sa.func.max(b.c.last_event_id)).where(b.c.window_id == window.id)).scalar()
     after = -1 if after is None else after
-    while True:
-        chunk = reader.chunk(window.xid_from, window.xid_to, after, window.chunk_rows)
-        if chunk.num_rows == 0:
-            break
-        _write_batch(engine, store, bucket, window.id, chunk, known, report, on_object_written)
-        after = chunk.column("id")[-1].as_py()
-        if chunk.num_rows < window.chunk_rows:
-            break
+
+    def fetch(after_id: int) -> pa.Table:
+        return reader.chunk(window.xid_from, window.xid_to, after_id, window.chunk_rows)
+
+    # The next chunk is read while this one is validated, encoded and written: reading (in the
+    # driver) and Parquet encoding both run outside the GIL, so the two cores overlap them.
+    # One chunk in flight: memory stays at two chunks whatever the backlog.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-export-read") as pool:
+        pending = pool.submit(fetch, after)
+        while True:
+            chunk = pending.result()
+            if chunk.num_rows == 0:
+                break
+            full = chunk.num_rows == window.chunk_rows
+            if full:
+                pending = pool.submit(fetch, chunk.column("id")[-1].as_py())
+            _write_batch(engine, store, bucket, window.id, chunk, known, report, on_object_written)
+            if not full:
+                break
     with engine.begin() as conn:
         conn.execute(
             sa.update(t.raw_export_windows)
@@ -209,11 +222,12 @@ def _reasons(chunk: pa.Table, known: set[str]) -> list[str | None]:
 
 
 def _is_json_object(text: str) -> bool:
+    # orjson: the same strict RFC 8259 parse as json.loads, several times faster per payload.
     if not text.startswith("{"):
         return False
     try:
-        return isinstance(json.loads(text), dict)
-    except ValueError:
+        return isinstance(orjson.loads(text), dict)
+    except orjson.JSONDecodeError:
         return False
 
 

@@ -1,0 +1,143 @@
+"""Event export benchmark: how close `raw_events` comes to the fastest possible read.
+
+Generates N events (default 1,000,000; ~200 clients with skewed sizes, all three privacy levels)
+in a fresh PostgreSQL schema, then reports in one run:
+
+- the floor: `COPY (SELECT …) TO STDOUT (FORMAT binary)` with the bytes discarded;
+- the `raw_events` export (ADBC into Arrow, validation, Parquet zstd, verified writes) to a local
+  directory object store;
+- events/s for each, the export's ratio to the floor, and the process's peak RSS.
+
+Targets (this machine, 2 cores): export ≤ 1.5× the floor; peak RSS < 500 MB and no higher at 5M
+events than at 1M. The processing stage is not built yet, so its figures are not reported.
+
+    .venv/bin/python bench/events.py [--events N] [--chunk-rows N] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from repazoo_assets.lib.db import create_engine, upgrade  # noqa: E402
+from repazoo_assets.lib.db import tables as t  # noqa: E402
+from repazoo_assets.lib.events.export import export_raw_events  # noqa: E402
+from repazoo_assets.lib.storage import LocalObjectStore  # noqa: E402
+
+DEFAULT_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+TARGET_RATIO = 1.5
+TARGET_RSS_MB = 500
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def generate(conn_url: str, schema: str, n: int, seed: int = 7) -> list[str]:
+    """N events through COPY FROM, 200 clients with Zipf-like sizes, 1% malformed."""
+    rng = random.Random(seed)
+    clients = [f"client-{i:03d}" for i in range(200)]
+    weights = [1 / (i + 1) for i in range(200)]
+    types = ["page_view"] * 5 + ["click"] * 3 + ["signup", "purchase"]
+    with psycopg.connect(conn_url, options=f"-csearch_path={schema}") as conn:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into clients (id, name, privacy_level, sync_frequency, destination_bucket) values (%s, %s, %s, %s, %s)",
+                [(c, c, ("standard", "gdpr", "hipaa")[i % 3], "hourly", f"bucket-{i:03d}") for i, c in enumerate(clients)],
+            )
+            chosen = rng.choices(clients, weights, k=n)
+            with cur.copy(
+                "COPY events_log (client_id, event_type, ip_address, user_agent, url, payload, consent_analytics, "
+                "consent_marketing, created_at) FROM STDIN"
+            ) as copy:
+                for i in range(n):
+                    payload = '{"bad"' if i % 100 == 99 else json.dumps({"n": i, "plan": "pro", "value": i % 97})
+                    copy.write_row(
+                        (
+                            chosen[i], rng.choice(types), f"203.0.{i % 250}.{i % 200}",
+                            "Mozilla/5.0 (X11; Linux x86_64) Firefox/125.0",
+                            f"https://shop.example.com/p/{i % 5000}?utm_source=x&email=u{i % 1000}@example.com",
+                            payload, i % 10 != 0, i % 3 == 0, f"2026-11-22 {i * 24 // n:02d}:{i % 60:02d}:00+00",
+                        )
+                    )
+        conn.commit()
+    return clients
+
+
+def floor_seconds(conn_url: str, schema: str) -> tuple[float, int]:
+    columns = "id, client_id, event_type, ip_address, user_agent, url, payload, consent_analytics, consent_marketing, created_at"
+    with psycopg.connect(conn_url, options=f"-csearch_path={schema}") as conn, conn.cursor() as cur:
+        started = time.perf_counter()
+        size = 0
+        with cur.copy(f"COPY (SELECT {columns} FROM events_log ORDER BY id) TO STDOUT (FORMAT binary)") as copy:
+            for block in copy:
+                size += len(block)
+        return time.perf_counter() - started, size
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--chunk-rows", type=int, default=100_000)
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    args = parser.parse_args(argv)
+
+    admin = sa.create_engine(args.database_url, isolation_level="AUTOCOMMIT")
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create schema "{schema}"'))
+    url = f"{args.database_url}{'&' if '?' in args.database_url else '?'}options={quote(f'-csearch_path={schema}')}"
+    plain = args.database_url.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        engine = create_engine(url)
+        upgrade(engine)
+        started = time.perf_counter()
+        generate(plain, schema, args.events)
+        print(f"generated {args.events:,} events in {time.perf_counter() - started:.1f} s")
+        with psycopg.connect(plain, options=f"-csearch_path={schema}", autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE events_log")
+        floor, size = floor_seconds(plain, schema)
+        rss_before = peak_rss_mb()
+        with tempfile.TemporaryDirectory() as tmp:
+            store = LocalObjectStore(Path(tmp))
+            store.ensure_bucket("raw")
+            started = time.perf_counter()
+            report = export_raw_events(engine, store, "raw", chunk_rows=args.chunk_rows)
+            export = time.perf_counter() - started
+        with engine.connect() as conn:
+            batches = conn.execute(sa.select(sa.func.count()).select_from(t.raw_batches)).scalar()
+        n = args.events
+        print(f"floor  COPY binary to /dev/null   {floor:7.2f} s  {n / floor:12,.0f} events/s  ({size / 1e6:.0f} MB)")
+        print(
+            f"export raw_events                {export:7.2f} s  {n / export:12,.0f} events/s  "
+            f"{export / floor:.2f}× the floor (target ≤ {TARGET_RATIO}×)  "
+            f"{'PASS' if export / floor <= TARGET_RATIO else 'FAIL'}"
+        )
+        print(f"       {report.rows:,} exported, {report.bad_rows:,} dead-lettered, {batches} batches, "
+              f"{report.bytes_written / 1e6:.0f} MB Parquet")
+        rss = peak_rss_mb()
+        print(f"peak RSS {rss:.0f} MB (before the export {rss_before:.0f} MB; target < {TARGET_RSS_MB} MB) "
+              f"{'PASS' if rss < TARGET_RSS_MB else 'FAIL'}")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop schema if exists "{schema}" cascade'))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -134,9 +134,19 @@ def test_demo_loads_data_materializes_and_is_idempotent(local_env):
     again = run("demo", "--users", "3", "--events", "300")
     assert again.exit_code == 0, again.output
     assert "3 users, 0 new clients, 0 events loaded" in again.output
+    assert "raw_events: materialized (row_count " in result.output
     engine = sa.create_engine(f"sqlite:///{local_env / 'app.db'}")
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(t.events_log)).scalar_one() == 300
+        # Every event is either still in events_log or exported once (and then cleaned up).
+        remaining = conn.execute(sa.select(sa.func.count()).select_from(t.events_log)).scalar_one()
+        exported = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(t.raw_batches.c.row_count + t.raw_batches.c.bad_count), 0))
+        ).scalar_one()
+        cleaned = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(t.raw_batches.c.row_count + t.raw_batches.c.bad_count), 0))
+            .where(t.raw_batches.c.cleaned_at.is_not(None))
+        ).scalar_one()
+        assert exported == 300 and remaining + cleaned == 300
         assert conn.execute(sa.select(sa.func.count()).select_from(t.subscriptions)).scalar_one() == 3
 
 

@@ -87,3 +87,60 @@ raw_events_every_minute = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Export finished events to the raw bucket every minute.",
 )
+
+
+class EventsCleanupConfig(dg.Config):
+    min_age_hours: int = 1  # 1–24: how old a batch's newest event must be before deletion
+    max_batches: int = 50
+
+
+@dg.asset(
+    group_name="events",
+    deps=[raw_events],
+    kinds={"python"},
+    owners=["team:data-platform"],
+    description=(
+        "Deletes from `events_log` the rows of raw batches whose object still has the recorded size "
+        "and SHA-256 and whose newest event is older than the minimum age, one batch per "
+        "transaction. A missing or altered object blocks its batch and raises an alert."
+    ),
+)
+def events_cleanup(
+    context: dg.AssetExecutionContext, config: EventsCleanupConfig, app_db: AppDatabase, object_store: ObjectStoreResource
+) -> dg.MaterializeResult:
+    from datetime import timedelta
+
+    from repazoo_assets.lib.events.cleanup import cleanup_exported_events
+
+    if not 1 <= config.min_age_hours <= 24:
+        raise dg.Failure(description=f"min_age_hours must be between 1 and 24, got {config.min_age_hours}")
+    report = cleanup_exported_events(
+        app_db.engine, object_store.store(), object_store.buckets.raw,
+        min_age=timedelta(hours=config.min_age_hours), max_batches=config.max_batches,
+    )
+    for key, problem in report.blocked:
+        context.log.error(f"raw object {key} is {problem}: its events are kept and an alert was raised")
+    if report.blocked:
+        raise dg.Failure(
+            description=f"{len(report.blocked)} raw batches blocked (object missing or altered); "
+            f"{report.rows_deleted} rows of {report.batches_cleaned} verified batches were deleted",
+            metadata={"blocked": dg.MetadataValue.json([k for k, _ in report.blocked])},
+            allow_retries=False,
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": report.rows_deleted,
+            "batches_cleaned": report.batches_cleaned,
+        }
+    )
+
+
+events_cleanup_job = dg.define_asset_job("cleanup_exported_events", selection=[events_cleanup])
+
+events_cleanup_every_15_minutes = dg.ScheduleDefinition(
+    job=events_cleanup_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Delete exported, verified events older than the minimum age.",
+)

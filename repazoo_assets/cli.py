@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -139,6 +139,40 @@ def demo(seed: int, users: int, events: int, materialize: bool) -> None:
     click.echo("\nOpen the Dagster UI with `make dev`, then http://127.0.0.1:3000")
 
 
+def _process_exported_hours(defs, instance):
+    """Run `processed_events` over every hour the raw batches cover, as one backfill run."""
+    import sqlalchemy as sa
+
+    from repazoo_assets.lib.db import create_engine
+    from repazoo_assets.lib.db import tables as t
+
+    engine = create_engine(_settings().database_url)
+    with engine.connect() as conn:
+        first, last = conn.execute(
+            sa.select(sa.func.min(t.raw_batches.c.min_created_at), sa.func.max(t.raw_batches.c.max_created_at))
+        ).one()
+    engine.dispose()
+    if first is None:
+        return None
+    first, last = (m.replace(tzinfo=UTC) if m.tzinfo is None else m.astimezone(UTC) for m in (first, last))
+    start = first.replace(minute=0, second=0, microsecond=0)
+    end = min(last, datetime.now(UTC) - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    if end < start:
+        return None
+    job = defs.resolve_implicit_global_asset_job_def()
+    import dagster as dg
+
+    return job.execute_in_process(
+        instance=instance,
+        asset_selection=[dg.AssetKey("processed_events")],
+        tags={
+            "dagster/asset_partition_range_start": f"{start:%Y-%m-%d-%H:%M}",
+            "dagster/asset_partition_range_end": f"{end:%Y-%m-%d-%H:%M}",
+        },
+        raise_on_error=False,
+    )
+
+
 def _demo_tokens(engine, settings: Settings, user_ids: list[str]) -> None:
     """Demo users get a (synthetic) OAuth token, so the consent check passes for them as it
     would for users who connected their account."""
@@ -181,6 +215,16 @@ def _materialize_everything(user_ids: list[str] = ()) -> None:
         detail = ", ".join(f"{k.removeprefix('dagster/')} {v}" for k, v in shown.items())
         click.echo(f"  {event.asset_key.to_user_string()}: materialized" + (f" ({detail})" if detail else ""))
     failed = [] if result.success else [result]
+    processed = _process_exported_hours(defs, instance)
+    if processed is not None:
+        if processed.success:
+            meta = processed.get_asset_materialization_events()[0].step_materialization_data.materialization.metadata
+            click.echo(
+                f"  processed_events: {meta['hours'].value} hours in one run, {meta['client_files'].value} "
+                f"client-hour files, {meta['dagster/row_count'].value} events (dropped: {meta['dropped'].value})"
+            )
+        else:
+            failed.append(processed)
     if user_ids:
         from repazoo_assets.defs.twitter.assets import users_partitions
 

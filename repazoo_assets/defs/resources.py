@@ -9,6 +9,7 @@ fails at load, naming the variable, when one is missing.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import dagster as dg
@@ -135,6 +136,34 @@ class TokenVaultResource(dg.ConfigurableResource):
         raise VaultKeyError("is not set and the resource has no key_file")
 
 
+class PseudonymizationKeyResource(dg.ConfigurableResource):
+    """The secret of the keyed pseudonyms (HMAC-SHA256) in GDPR and HIPAA deliveries:
+    `PSEUDONYMIZATION_KEY` in production (at least 32 characters); locally a random key file in
+    the data folder, created on first use. Changing it changes every pseudonym."""
+
+    key: str | None = None
+    key_file: str | None = None
+
+    def key_bytes(self) -> bytes:
+        if self.key:
+            if len(self.key) < 32:
+                raise ValueError("PSEUDONYMIZATION_KEY: must be at least 32 characters")
+            return self.key.encode()
+        if not self.key_file:
+            raise ValueError("PSEUDONYMIZATION_KEY: is not set and the resource has no key_file")
+        path = Path(self.key_file)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+            else:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
+
 def _env_or(name: str, default: str) -> str | dg.EnvVar:
     """Read `name` through dg.EnvVar when it is set (so its value stays out of the UI)."""
     return dg.EnvVar(name) if os.environ.get(name) else default
@@ -155,6 +184,7 @@ def local_resources(settings: cfg.Settings) -> dict[str, dg.ConfigurableResource
         "anthropic": AnthropicResource(),
         "slack": SlackResource(),
         "token_vault": TokenVaultResource(key_file=str(data / "secrets" / "encryption.key")),
+        "pseudonymization": PseudonymizationKeyResource(key_file=str(data / "secrets" / "pseudonymization.key")),
     }
 
 
@@ -182,6 +212,7 @@ def production_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "slack": SlackResource(webhook_url=dg.EnvVar("SLACK_WEBHOOK_URL")),
         "token_vault": TokenVaultResource(encryption_key=dg.EnvVar("ENCRYPTION_KEY")),
+        "pseudonymization": PseudonymizationKeyResource(key=dg.EnvVar("PSEUDONYMIZATION_KEY")),
     }
 
 

@@ -16,7 +16,7 @@ from repazoo_assets.defs.monitoring.assets import platform_health
 from repazoo_assets.lib.db import create_engine, upgrade
 from repazoo_assets.lib.settings import PRODUCTION_REQUIRED, load_settings
 
-EXPECTED_RESOURCES = {"app_db", "object_store", "rate_limits", "twitter", "anthropic", "slack", "token_vault"}
+EXPECTED_RESOURCES = {"app_db", "object_store", "rate_limits", "twitter", "anthropic", "slack", "token_vault", "pseudonymization"}
 
 
 @pytest.fixture
@@ -64,6 +64,7 @@ def test_production_resources_read_secrets_through_env_vars(clean_env):
     # EnvVar, not the value: the secret never lands in config the UI shows.
     assert built["anthropic"].api_key == dg.EnvVar("ANTHROPIC_API_KEY")
     assert built["token_vault"].encryption_key == dg.EnvVar("ENCRYPTION_KEY")
+    assert built["pseudonymization"].key == dg.EnvVar("PSEUDONYMIZATION_KEY")
     assert "secret-ANTHROPIC_API_KEY" not in repr(built) and "secret-pw" not in repr(built)
 
 

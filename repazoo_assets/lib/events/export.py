@@ -64,8 +64,11 @@ SCHEMA = pa.schema(
 )
 BAD_SCHEMA = SCHEMA.append(pa.field("reason", pa.string()))
 DEFAULT_CHUNK_ROWS = 100_000
-# Any fixed 64-bit number: the key of the lock that keeps two exports from running at once.
-EXPORT_LOCK_KEY = 0x7265_7061_7A6F_6F45  # "repazooE"
+# The lock that keeps two exports of one app schema from running at once: a fixed class id and
+# the schema's name hashed (two deployments sharing a database do not block each other).
+EXPORT_LOCK_CLASS = 0x7265_7045  # "repE"
+_LOCK = "pg_try_advisory_lock(:k, hashtext(current_schema()))"
+_UNLOCK = "pg_advisory_unlock(:k, hashtext(current_schema()))"
 
 
 class ExportError(RuntimeError):
@@ -105,7 +108,7 @@ def export_raw_events(
     report = ExportReport()
     postgres = engine.dialect.name == "postgresql"
     with engine.connect() as lock_conn:
-        if postgres and not lock_conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": EXPORT_LOCK_KEY}).scalar():
+        if postgres and not lock_conn.execute(sa.text(f"select {_LOCK}"), {"k": EXPORT_LOCK_CLASS}).scalar():
             report.skipped_reason = "another export is running"
             return report
         try:
@@ -121,7 +124,7 @@ def export_raw_events(
                 reader.close()
         finally:
             if postgres:
-                lock_conn.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": EXPORT_LOCK_KEY})
+                lock_conn.execute(sa.text(f"select {_UNLOCK}"), {"k": EXPORT_LOCK_CLASS})
                 lock_conn.commit()
     return report
 

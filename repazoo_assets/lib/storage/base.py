@@ -89,7 +89,9 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     def put(self, bucket: str, key: str, data: Data, *, content_type: str = "application/octet-stream",
-            metadata: dict[str, str] | None = None) -> ObjectInfo: ...
+            metadata: dict[str, str] | None = None, encrypt: bool = False) -> ObjectInfo:
+        """Write atomically. `encrypt` asks the store for server-side encryption (S3: AES256);
+        the local directory store has none and ignores it."""
 
     @abc.abstractmethod
     def open(self, bucket: str, key: str) -> BinaryIO: ...

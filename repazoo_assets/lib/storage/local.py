@@ -55,7 +55,8 @@ class LocalObjectStore(ObjectStore):
         return self.root / _META / bucket / f"{key}.json"
 
     # writes ------------------------------------------------------------------------------
-    def put(self, bucket, key, data: Data, *, content_type="application/octet-stream", metadata=None) -> ObjectInfo:
+    def put(self, bucket, key, data: Data, *, content_type="application/octet-stream", metadata=None,
+            encrypt: bool = False) -> ObjectInfo:
         path = self._path(bucket, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=_TMP, dir=path.parent)

@@ -59,19 +59,21 @@ class S3ObjectStore(ObjectStore):
         except (EndpointConnectionError, BotoCoreError) as exc:
             raise ObjectStoreUnreachable(f"S3 endpoint {self._endpoint} is unreachable ({type(exc).__name__})") from None
 
-    def put(self, bucket, key, data: Data, *, content_type="application/octet-stream", metadata=None) -> ObjectInfo:
+    def put(self, bucket, key, data: Data, *, content_type="application/octet-stream", metadata=None,
+            encrypt: bool = False) -> ObjectInfo:
         validate(bucket, key)
+        sse = {"ServerSideEncryption": "AES256"} if encrypt else {}
         if isinstance(data, bytes | bytearray | memoryview):
             sha256, size = hashlib.sha256(data).hexdigest(), len(data)
             self._call(bucket, None, self.client.put_object, Bucket=bucket, Key=key, Body=bytes(data),
-                       ContentType=content_type, Metadata={**(metadata or {}), "sha256": sha256})
+                       ContentType=content_type, Metadata={**(metadata or {}), "sha256": sha256}, **sse)
             return ObjectInfo(bucket, key, size, sha256)
         if isinstance(data, str | os.PathLike):
             with open(data, "rb") as f:
-                return self._put_stream(bucket, key, f, content_type, metadata)
-        return self._put_stream(bucket, key, data, content_type, metadata)
+                return self._put_stream(bucket, key, f, content_type, metadata, sse)
+        return self._put_stream(bucket, key, data, content_type, metadata, sse)
 
-    def _put_stream(self, bucket, key, stream: BinaryIO, content_type, metadata) -> ObjectInfo:
+    def _put_stream(self, bucket, key, stream: BinaryIO, content_type, metadata, sse=None) -> ObjectInfo:
         # The hash travels as metadata, which S3 needs before the upload: hash first when the
         # stream can be rewound, else spool it (bounded memory, spills to disk).
         if stream.seekable():
@@ -85,7 +87,7 @@ class S3ObjectStore(ObjectStore):
             body = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
             sha256, size = hash_stream(stream, body)
             body.seek(0)
-        extra = {"ContentType": content_type, "Metadata": {**(metadata or {}), "sha256": sha256}}
+        extra = {"ContentType": content_type, "Metadata": {**(metadata or {}), "sha256": sha256}, **(sse or {})}
         # upload_fileobj switches to multipart for big bodies; S3 shows the object only when complete.
         self._call(bucket, None, self.client.upload_fileobj, Fileobj=body, Bucket=bucket, Key=key, ExtraArgs=extra)
         return ObjectInfo(bucket, key, size, sha256)

@@ -164,13 +164,13 @@ def test_a_late_commit_of_a_lower_id_is_exported_not_skipped(pg_url, store):
 def test_two_exports_at_once_do_not_both_run(pg_url, store):
     engine = create_engine(pg_url)
     upgrade(engine)
-    from repazoo_assets.lib.events.export import EXPORT_LOCK_KEY
+    from repazoo_assets.lib.events.export import _LOCK, _UNLOCK, EXPORT_LOCK_CLASS
 
     with engine.connect() as holder:
-        assert holder.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": EXPORT_LOCK_KEY}).scalar()
+        assert holder.execute(sa.text(f"select {_LOCK}"), {"k": EXPORT_LOCK_CLASS}).scalar()
         report = export_raw_events(engine, store, store.bucket)
         assert report.skipped_reason == "another export is running"
-        holder.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": EXPORT_LOCK_KEY})
+        holder.execute(sa.text(f"select {_UNLOCK}"), {"k": EXPORT_LOCK_CLASS})
     engine.dispose()
 
 

@@ -1,0 +1,118 @@
+"""A client's privacy level applied to its events (Arrow tables in the raw schema).
+
+- standard: the events as they came.
+- gdpr: events without analytics consent dropped; the IP address and the payload's user id
+  replaced by keyed HMAC-SHA256 pseudonyms (`lib/privacy/pseudonymize.py`; the key comes from the
+  environment); personal fields removed from the payload and personal data redacted from its
+  remaining strings and from the URL; the user agent reduced to the browser family.
+- hipaa: gdpr, plus URL query strings and free-text payload fields removed.
+
+Every drop is counted with its reason, so processed rows = raw rows − dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from repazoo_assets.lib.privacy.pii import redact_many
+from repazoo_assets.lib.privacy.pseudonymize import pseudonymize, pseudonymize_column
+
+LEVELS = ("standard", "gdpr", "hipaa")
+# Payload fields that are personal data by name: removed outright at GDPR and HIPAA.
+PERSONAL_FIELDS = frozenset(
+    "email e-mail mail name first_name last_name full_name phone phone_number mobile address street "
+    "city zip postcode postal_code birthdate date_of_birth dob ssn national_id passport ip card card_number "
+    "iban".split()
+)
+# Free text (anything a person typed): removed at HIPAA, where it may hold health information.
+FREE_TEXT_FIELDS = frozenset("comment comments message notes note text description feedback query search body".split())
+USER_ID_FIELDS = ("user_id", "userId", "customer_id")
+_BROWSERS = (
+    ("Edge", re.compile(r"Edg(?:e|A|iOS)?/")),
+    ("Opera", re.compile(r"OPR/|Opera")),
+    ("Samsung Internet", re.compile(r"SamsungBrowser/")),
+    ("Chrome", re.compile(r"Chrome/|CriOS/")),
+    ("Firefox", re.compile(r"Firefox/|FxiOS/")),
+    ("Safari", re.compile(r"Safari/")),
+)
+
+
+@dataclass
+class LevelResult:
+    table: pa.Table
+    dropped: Counter = field(default_factory=Counter)  # reason -> rows
+
+
+def browser_family(user_agent: str | None) -> str | None:
+    if not user_agent:
+        return None
+    for family, pattern in _BROWSERS:
+        if pattern.search(user_agent):
+            return family
+    return "Other"
+
+
+def apply_level(table: pa.Table, level: str, key: bytes) -> LevelResult:
+    """The events of one client under `level`; `key` is the pseudonymization key."""
+    if level not in LEVELS:
+        raise ValueError(f"privacy level must be one of {', '.join(LEVELS)}, got {level!r}")
+    if level == "standard":
+        return LevelResult(table)
+    result = LevelResult(table)
+    consent = pc.fill_null(table.column("consent_analytics"), False)
+    result.dropped["no analytics consent"] = table.num_rows - pc.sum(pc.cast(consent, pa.int64())).as_py() if table.num_rows else 0
+    table = table.filter(consent)
+    if not result.dropped["no analytics consent"]:
+        del result.dropped["no analytics consent"]
+    hipaa = level == "hipaa"
+    ip = pseudonymize_column(table.column("ip_address"), key)
+    agents = pa.array([browser_family(u) for u in table.column("user_agent").to_pylist()], pa.string())
+    urls = table.column("url").to_pylist()
+    urls = [None if u is None else (u.split("?", 1)[0].split("#", 1)[0] if hipaa else u) for u in urls]
+    urls = pa.array(_redact_nullable(urls), pa.string())
+    payloads = pa.array(
+        [_clean_payload(p, key, hipaa) for p in table.column("payload").to_pylist()], pa.string()
+    )
+    for name, column in (("ip_address", ip), ("user_agent", agents), ("url", urls), ("payload", payloads)):
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    result.table = table
+    return result
+
+
+def _redact_nullable(values: list[str | None]) -> list[str | None]:
+    present = [v for v in values if v is not None]
+    redacted = iter(redact_many(present))
+    return [None if v is None else next(redacted) for v in values]
+
+
+def _clean_payload(payload: str | None, key: bytes, hipaa: bool) -> str | None:
+    if payload is None:
+        return None
+    data = orjson.loads(payload)  # raw rows are validated JSON objects
+    return orjson.dumps(_clean(data, key, hipaa), option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _clean(value: Any, key: bytes, hipaa: bool) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            name = k.lower()
+            if name in PERSONAL_FIELDS or (hipaa and name in FREE_TEXT_FIELDS):
+                continue
+            if k in USER_ID_FIELDS and v is not None:
+                out[k] = pseudonymize(str(v), key)
+            else:
+                out[k] = _clean(v, key, hipaa)
+        return out
+    if isinstance(value, list):
+        return [_clean(v, key, hipaa) for v in value]
+    if isinstance(value, str):
+        return redact_many([value])[0]
+    return value

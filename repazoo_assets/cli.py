@@ -173,6 +173,40 @@ def _process_exported_hours(defs, instance):
     )
 
 
+def _deliver_to_clients(defs, instance) -> list:
+    """Register every client's partition and run its delivery; returns the failed runs."""
+    import sqlalchemy as sa
+
+    from repazoo_assets.defs.events.partitions import clients_partitions
+    from repazoo_assets.lib.db import create_engine
+    from repazoo_assets.lib.db import tables as t
+
+    engine = create_engine(_settings().database_url)
+    with engine.connect() as conn:
+        clients = conn.execute(
+            sa.select(t.clients.c.id, t.clients.c.privacy_level, t.clients.c.format, t.clients.c.destination_bucket)
+            .where(t.clients.c.deleted_at.is_(None), t.clients.c.active.is_(True))
+            .order_by(t.clients.c.id)
+        ).all()
+    engine.dispose()
+    new = [c.id for c in clients if not instance.has_dynamic_partition(clients_partitions.name, c.id)]
+    if new:
+        instance.add_dynamic_partitions(clients_partitions.name, new)
+    job = defs.resolve_job_def("deliver_to_clients")
+    failed = []
+    for c in clients:
+        run = job.execute_in_process(instance=instance, partition_key=c.id, raise_on_error=False)
+        if not run.success:
+            failed.append(run)
+            continue
+        meta = run.get_asset_materialization_events()[0].step_materialization_data.materialization.metadata
+        click.echo(
+            f"  client_exports[{c.id}]: {meta['files'].value} files, {meta['dagster/row_count'].value} events "
+            f"({c.privacy_level}, {c.format}) to bucket {c.destination_bucket}"
+        )
+    return failed
+
+
 def _demo_tokens(engine, settings: Settings, user_ids: list[str]) -> None:
     """Demo users get a (synthetic) OAuth token, so the consent check passes for them as it
     would for users who connected their account."""
@@ -225,6 +259,7 @@ def _materialize_everything(user_ids: list[str] = ()) -> None:
             )
         else:
             failed.append(processed)
+        failed += _deliver_to_clients(defs, instance)
     if user_ids:
         from repazoo_assets.defs.twitter.assets import users_partitions
 

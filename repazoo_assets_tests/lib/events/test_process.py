@@ -120,3 +120,34 @@ def test_processed_events_asset_backfills_a_range_in_one_run(loaded, store, s3_e
     assert not failed.success
     failure = next(e for e in failed.all_events if e.is_step_failure).step_failure_data
     assert failure.user_failure_data.description == "PSEUDONYMIZATION_KEY: must be at least 32 characters"
+
+
+def test_the_privacy_scan_check_passes_on_processed_output_and_fails_on_raw_identifiers(loaded, store, s3_endpoint, pg_url):  # noqa: F811
+    import dagster as dg
+    from dagster_aws.s3 import S3Resource
+
+    from repazoo_assets.defs.events.assets import processed_events, processed_events_no_raw_identifiers
+    from repazoo_assets.defs.resources import AppDatabase, PseudonymizationKeyResource, S3ObjectStoreResource
+    from repazoo_assets.lib.events.process import processed_key
+
+    resources = {
+        "app_db": AppDatabase(url=pg_url),
+        "object_store": S3ObjectStoreResource(
+            s3=S3Resource(endpoint_url=s3_endpoint, region_name="us-east-1"),
+            raw_bucket=store.bucket, processed_bucket="processed-test", exports_bucket="e-b",
+        ),
+        "pseudonymization": PseudonymizationKeyResource(key="k" * 40),
+    }
+    run = dg.materialize([processed_events, processed_events_no_raw_identifiers], resources=resources,
+                         partition_key="2026-11-22-10:00")
+    check = run.get_asset_check_evaluations()[0]
+    assert check.passed and check.metadata["values_scanned"].value > 0
+    # A GDPR file with a raw IP in it (as a buggy writer would leave it), in an hour with no events
+    # (so the run's processing does not overwrite it): the scan catches it.
+    empty_hour = HOUR + timedelta(hours=5)
+    raw = store.get(store.bucket, next(k for k in store.list_keys(store.bucket, "events/") if k.endswith(".parquet")))
+    store.put("processed-test", processed_key("globex", empty_hour), raw)
+    rerun = dg.materialize([processed_events, processed_events_no_raw_identifiers], resources=resources,
+                           partition_key=f"{empty_hour:%Y-%m-%d-%H:%M}")
+    failed = rerun.get_asset_check_evaluations()[0]
+    assert not failed.passed and failed.metadata["dirty"].value[0].startswith(processed_key("globex", empty_hour))

@@ -1,0 +1,113 @@
+"""Delivery to the clients' own buckets: formats, cursor, isolation, failure."""
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from repazoo_assets.lib.db import tables as t
+from repazoo_assets.lib.events.deliver import DeliveryError, deliver_client, is_due
+from repazoo_assets.lib.events.process import process_hour
+from repazoo_assets_tests.lib.events.test_process import HOUR, KEY, loaded  # noqa: F401  (fixture)
+from repazoo_assets_tests.lib.events.test_export import store  # noqa: F401  (fixture)
+
+
+def client(engine, client_id):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(t.clients).where(t.clients.c.id == client_id)).one()
+
+
+@pytest.fixture
+def processed(loaded, store):  # noqa: F811
+    process_hour(loaded, store, store.bucket, "processed-test", HOUR, KEY)
+    with loaded.begin() as conn:
+        conn.execute(sa.update(t.clients).where(t.clients.c.id == "globex").values(format="jsonl", destination_prefix="in/repazoo"))
+        conn.execute(sa.update(t.clients).where(t.clients.c.id == "initech").values(destination_bucket="no-such-bucket-x"))
+    for bucket in ("b-acme", "b-globex"):
+        store.ensure_bucket(bucket)
+    return loaded
+
+
+def test_each_client_gets_its_own_hours_in_its_format_once(processed, store):  # noqa: F811
+    acme = deliver_client(processed, store, "processed-test", store, client(processed, "acme"))
+    assert [f["key"] for f in acme.files] == [f"dt=2026-11-22/hour=10/repazoo-events-{HOUR:%Y%m%d%H}.parquet"]
+    rows = pq.read_table(io.BytesIO(store.get("b-acme", acme.files[0]["key"]))).to_pylist()
+    assert len(rows) == acme.rows == 20 and {r["client_id"] for r in rows} == {"acme"}
+    manifest = json.loads(store.get("b-acme", acme.manifest_key))
+    assert manifest["files"][0]["sha256"] == acme.files[0]["sha256"]
+
+    globex = deliver_client(processed, store, "processed-test", store, client(processed, "globex"))
+    key = globex.files[0]["key"]
+    assert key.startswith("in/repazoo/dt=2026-11-22/hour=10/") and key.endswith(".jsonl")
+    lines = [json.loads(line) for line in store.get("b-globex", key).decode().splitlines()]
+    assert len(lines) == 18 and {r["client_id"] for r in lines} == {"globex"}
+    assert all("198.51.100." not in r["ip_address"] for r in lines)
+
+    again = deliver_client(processed, store, "processed-test", store, client(processed, "acme"))
+    assert again.files == [] and again.manifest_key is None  # the cursor: nothing twice
+    with processed.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.client_deliveries)).scalar() == 2
+
+
+def test_a_failing_client_fails_alone_and_keeps_its_hours_pending(processed, store):  # noqa: F811
+    with pytest.raises(DeliveryError, match="client initech: cannot write to s3://no-such-bucket-x/"):
+        deliver_client(processed, store, "processed-test", store, client(processed, "initech"))
+    with processed.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.client_deliveries)).scalar() == 0
+    assert deliver_client(processed, store, "processed-test", store, client(processed, "acme")).rows == 20
+
+
+@pytest.mark.parametrize(
+    ("frequency", "now", "last", "due"),
+    [
+        ("hourly", "2026-11-23 05:30", "2026-11-23 04:30", True),
+        ("daily", "2026-11-23 00:20", "2026-11-22 00:31", False),
+        ("daily", "2026-11-23 00:31", "2026-11-22 00:31", True),
+        ("daily", "2026-11-23 09:30", "2026-11-23 00:31", False),
+        ("weekly", "2026-11-23 00:40", "2026-11-16 00:31", True),  # a Monday
+        ("weekly", "2026-11-25 10:00", "2026-11-23 00:31", False),
+        ("weekly", "2026-11-25 10:00", None, True),
+    ],
+)
+def test_due_by_frequency(frequency, now, last, due):
+    parse = lambda s: datetime.strptime(s, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)  # noqa: E731
+    assert is_due(frequency, parse(now), parse(last) if last else None) is due
+
+
+def test_client_exports_asset_isolates_a_failing_client_and_alerts(processed, store, s3_endpoint, pg_url):  # noqa: F811
+    import dagster as dg
+    from cryptography.fernet import Fernet
+    from dagster_aws.s3 import S3Resource
+
+    from repazoo_assets.defs.events.assets import client_exports
+    from repazoo_assets.defs.resources import AppDatabase, S3ObjectStoreResource, TokenVaultResource
+
+    with processed.begin() as conn:
+        conn.execute(sa.update(t.clients).values(destination_endpoint_url=s3_endpoint))
+    resources = {
+        "app_db": AppDatabase(url=pg_url),
+        "object_store": S3ObjectStoreResource(
+            s3=S3Resource(endpoint_url=s3_endpoint, region_name="us-east-1"),
+            raw_bucket=store.bucket, processed_bucket="processed-test", exports_bucket="e-b",
+        ),
+        "token_vault": TokenVaultResource(encryption_key=Fernet.generate_key().decode()),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("clients", ["acme", "globex", "initech"])
+    outcomes = {
+        c: dg.materialize([client_exports], partition_key=c, resources=resources, instance=instance, raise_on_error=False)
+        for c in ("initech", "acme", "globex")
+    }
+    assert not outcomes["initech"].success and outcomes["acme"].success and outcomes["globex"].success
+    failure = next(e for e in outcomes["initech"].all_events if e.is_step_failure).step_failure_data
+    assert failure.user_failure_data.description.startswith("client initech: cannot write to s3://no-such-bucket-x/")
+    meta = outcomes["acme"].get_asset_materialization_events()[0].step_materialization_data.materialization.metadata
+    assert (meta["dagster/row_count"].value, meta["files"].value) == (20, 1)
+    with processed.connect() as conn:
+        alerts = conn.execute(sa.select(t.alerts.c.check_name, t.alerts.c.message)).all()
+        delivered = set(conn.execute(sa.select(t.client_deliveries.c.client_id)).scalars())
+    assert [a.check_name for a in alerts] == ["client_delivery"] and "initech" in alerts[0].message
+    assert delivered == {"acme", "globex"}

@@ -9,7 +9,7 @@ DATA_DIR ?= $(CURDIR)/.repazoo
 export DAGSTER_HOME := $(DATA_DIR)/dagster
 export REPAZOO_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install demo dev test services clean bench-pii
+.PHONY: install demo dev test services browser clean bench-pii
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version.split()[0]'
@@ -40,7 +40,14 @@ services:
 	  command -v redis-server >/dev/null && redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no; \
 	  for i in $$(seq 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done; }
 
-test: install services $(DAGSTER_HOME)/dagster.yaml
+# The UI test drives Debian's Chromium through Playwright (no browser download); install it when
+# missing and we may (root). Without it the browser test skips, saying why.
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }; } || \
+	  echo "chromium not installed: the browser test will be skipped"; }
+
+test: install services browser $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/pytest
 
 bench-pii: install

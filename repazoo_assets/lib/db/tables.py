@@ -169,6 +169,10 @@ api_usage = sa.Table(
     sa.Index(None, "user_id", "provider", "created_at"),
 )
 
+# Monitoring counts the events of one kind (`rate_limited`, `token_refresh_failed`,
+# `quota_exceeded`) in a recent window every five minutes: an index range scan, not a table scan.
+sa.Index("ix_api_usage_operation_created_at", api_usage.c.operation, api_usage.c.created_at)
+
 audit_log = sa.Table(
     "audit_log",
     metadata,
@@ -333,4 +337,14 @@ raw_batches = sa.Table(
     sa.UniqueConstraint("first_event_id", "last_event_id"),
     # Cleanup finds verified batches not yet deleted from events_log.
     sa.Index(None, "cleaned_at"),
+)
+
+# Small named values monitoring keeps between runs, e.g. the last reading of the database's
+# transaction counters, from which the queries-per-5-minutes check takes its delta.
+monitoring_state = sa.Table(
+    "monitoring_state",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
 )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from limits.storage import Storage, storage_from_string
 from sqlalchemy.engine import Engine
 
 from repazoo_assets.lib.db import current_revision, head_revision
@@ -65,6 +66,17 @@ def probe_object_store(store: ObjectStore, bucket: str) -> ProbeResult:
         return f"write/read/delete ok in {bucket}"
 
     return _timed("object_store", probe)
+
+
+def rate_limit_storage(uri: str, key_prefix: str | None = None, timeout: float = 2.0) -> Storage:
+    """The rate-limit storage as `RateLimitResource.storage()` builds it, but with socket timeouts
+    on Redis: a probe of a server that does not answer ends within `timeout` seconds."""
+    if uri.startswith("memory://"):
+        return storage_from_string(uri)
+    options: dict = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    if key_prefix:
+        options["key_prefix"] = key_prefix
+    return storage_from_string(uri, **options)
 
 
 def probe_rate_limit_storage(storage) -> ProbeResult:

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from repazoo_assets.lib.compliance import consent as consent_log
 from repazoo_assets.lib.db import tables as t
 from repazoo_assets.lib.db.upsert import upsert
 from repazoo_assets.lib.security.vault import TokenVault
@@ -71,8 +72,13 @@ def connect_user(
     tier: str,
     handle: str | None = None,
     now: datetime | None = None,
+    source: str = "oauth",
+    ip_address: str | None = None,
+    user_agent: str | None = None,
 ) -> None:
-    """Store (or update) a user, an active subscription of `tier` and their encrypted tokens."""
+    """Store (or update) a user, an active subscription of `tier` and their encrypted tokens,
+    and record the consent `grant` in consent_audit_log (once: a reconnect while consent stands
+    records nothing). A returning user's soft-deleted tweets are restored with the user."""
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
     if not user_id or not twitter_user_id.isdigit():
@@ -88,6 +94,11 @@ def connect_user(
         update=["twitter_user_id", "handle", "updated_at"],
     )
     conn.execute(sa.update(t.users).where(t.users.c.id == user_id).values(deleted_at=None))
+    conn.execute(
+        sa.update(t.tweets)
+        .where(t.tweets.c.user_id == user_id, t.tweets.c.deleted_at.is_not(None))
+        .values(deleted_at=None)
+    )
     store_tokens(conn, vault, user_id, access_token, refresh_token, expires_in, now=now)
     active = conn.execute(
         sa.select(t.subscriptions.c.id).where(
@@ -98,6 +109,10 @@ def connect_user(
         conn.execute(sa.update(t.subscriptions).where(t.subscriptions.c.id == active.id).values(tier=tier))
     else:
         conn.execute(sa.insert(t.subscriptions).values(user_id=user_id, tier=tier, status="active", started_at=now))
+    consent_log.record_consent(
+        conn, user_id=user_id, action=consent_log.GRANT, source=source, ip_address=ip_address,
+        user_agent=user_agent, now=now,
+    )
 
 
 def store_tokens(
@@ -183,12 +198,26 @@ def require_consent(conn: Connection, user_id: str) -> Consent:
     return state
 
 
-def revoke_token(conn: Connection, user_id: str, *, now: datetime | None = None) -> int:
-    return conn.execute(
+def revoke_token(
+    conn: Connection,
+    user_id: str,
+    *,
+    now: datetime | None = None,
+    source: str = "pipeline",
+    reason: str | None = None,
+) -> int:
+    """Revoke the user's tokens and record the consent `revoke` (which starts the erasure).
+    Returns the tokens newly revoked: 0 when they already were, and then the first revocation's
+    time is kept and nothing more is recorded."""
+    now = now or now_utc()
+    revoked = conn.execute(
         sa.update(t.oauth_tokens)
-        .where(t.oauth_tokens.c.user_id == user_id)
-        .values(revoked=True, revoked_at=now or now_utc())
+        .where(t.oauth_tokens.c.user_id == user_id, t.oauth_tokens.c.revoked.is_(False))
+        .values(revoked=True, revoked_at=now)
     ).rowcount
+    if revoked or conn.execute(sa.select(t.users.c.id).where(t.users.c.id == user_id)).first():
+        consent_log.record_consent(conn, user_id=user_id, action=consent_log.REVOKE, source=source, reason=reason, now=now)
+    return revoked
 
 
 def list_users(conn: Connection) -> list[dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""Where steps run: the executor chosen for the deployment."""

@@ -1,0 +1,64 @@
+"""Where the steps of every job run, chosen by `REPAZOO_EXECUTOR` for the whole code location:
+
+- `multiprocess` (default): Dagster's default executor, one process per step inside the run.
+- `celery`: Dagster's celery executor with Redis as broker; each step is a task that a
+  `dagster-celery worker` on any machine picks up (`deploy/celery.yaml`, docs/deployment.md).
+
+The celery settings are read through Dagster's `env` config (`CELERY_BROKER_URL`,
+`CELERY_RESULT_BACKEND`), so a broker password never appears in run config or the UI, and are
+checked at load like the resources' settings: a missing variable fails the code location, naming it.
+The queue (`CELERY_QUEUE`, default `dagster`) must be one the workers listen on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from repazoo_assets.lib.settings import SettingsError
+
+EXECUTOR_VARIABLE = "REPAZOO_EXECUTOR"
+EXECUTORS = ("multiprocess", "celery")
+CELERY_REQUIRED = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+DEFAULT_QUEUE = "dagster"
+
+
+def chosen_executor(environ: Mapping[str, str] = os.environ) -> str:
+    name = environ.get(EXECUTOR_VARIABLE, "").strip().lower() or "multiprocess"
+    if name not in EXECUTORS:
+        raise SettingsError(EXECUTOR_VARIABLE, f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}")
+    return name
+
+
+def celery_executor_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The celery executor's config; the same block as `execution.config` in deploy/celery.yaml,
+    which the workers start with."""
+    missing = [name for name in CELERY_REQUIRED if not environ.get(name, "").strip()]
+    if missing:
+        raise SettingsError(", ".join(missing), f"required when {EXECUTOR_VARIABLE}=celery but not set")
+    return {
+        "broker": {"env": "CELERY_BROKER_URL"},
+        "backend": {"env": "CELERY_RESULT_BACKEND"},
+        "config_source": {
+            "task_default_queue": environ.get("CELERY_QUEUE", "").strip() or DEFAULT_QUEUE,
+            "broker_connection_retry_on_startup": True,
+            # Results are read by the run within seconds; do not keep them in Redis for a day.
+            "result_expires": 3600,
+        },
+    }
+
+
+def executor_for_environment(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefinition | None:
+    if chosen_executor(environ) == "celery":
+        from dagster_celery import celery_executor
+
+        return celery_executor.configured(celery_executor_config(environ), name="celery")
+    return None  # Dagster's default: multiprocess
+
+
+@dg.definitions
+def execution() -> dg.Definitions:
+    return dg.Definitions(executor=executor_for_environment())

@@ -1,0 +1,1 @@
+"""Tests of the production deployment: instance config, celery execution, container files."""

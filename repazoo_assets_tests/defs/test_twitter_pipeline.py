@@ -1,9 +1,13 @@
 """The tweet pipeline end to end on the real PostgreSQL and Redis, against local servers that
 speak the documented Twitter API v2 and Anthropic Messages protocols."""
 
+import base64
 import math
+import re
 import uuid
-from datetime import UTC, datetime, timedelta
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -17,10 +21,14 @@ from repazoo_assets.defs.resources import (
     TokenVaultResource,
     TwitterApiResource,
 )
+from repazoo_assets.defs.twitter import assets as twitter_assets
+from repazoo_assets.defs.twitter import sensors as twitter_sensors
 from repazoo_assets.defs.twitter.assets import (
     reputation_summary,
     sanitized_tweets,
     sanitized_tweets_pii_free,
+    sentiment_by_period,
+    sentiment_chart_markdown,
     tweet_analyses,
     tweets,
     users_partitions,
@@ -75,7 +83,7 @@ def env(pg_url, twitter_api, claude):
     engine.dispose()
 
 
-def connect(env, *, tier="basic", n_tweets=230, expires_in=7200, pii_every=7):
+def connect(env, *, tier="basic", n_tweets=230, expires_in=7200, pii_every=7, spacing=timedelta(minutes=1)):
     user_id = f"user-{uuid.uuid4().hex[:8]}"
     twitter_user_id = str(10_000 + len(env.instance.get_dynamic_partitions("users")))
     base = datetime(2026, 11, 1, tzinfo=UTC)
@@ -86,7 +94,7 @@ def connect(env, *, tier="basic", n_tweets=230, expires_in=7200, pii_every=7):
                 1_800_000_000_000_000_000 + i,
                 f"tweet {i} about #launch, reach me at {PLANTED[i % len(PLANTED)]}" if i % pii_every == 0
                 else f"tweet {i}: loving the new release #launch",
-                created_at=base + timedelta(minutes=i),
+                created_at=base + spacing * i,
             )
             for i in range(n_tweets)
         ],
@@ -185,6 +193,9 @@ def test_rerun_is_idempotent_and_incremental(env):
     again = materialize(env, user_id)
     assert again.success, failure_message(again)
     assert metadata(again, "tweets")["new_tweets"] == 1
+    assert metadata(again, "tweets")["skipped"] == {"already_stored": 0, "older_than_last_fetch": 0}
+    assert metadata(again, "sanitized_tweets")["skipped_current_version"] == 40
+    assert metadata(again, "tweet_analyses")["not_analysed"] == {}
     timeline_call = [r for r in env.twitter.requests if r.path.endswith("/tweets")][0]
     assert timeline_call.query["since_id"] == str(1_800_000_000_000_000_000 + 39)
     assert count(env, t.tweets, user_id=user_id) == 41
@@ -311,6 +322,9 @@ def test_malformed_model_output_is_a_recorded_failure_never_a_fake_result(env):
     result = materialize(env, user_id)
     assert result.success, failure_message(result)
     assert metadata(result, "tweet_analyses")["failed_now"] == 1
+    (reason, dropped), = metadata(result, "tweet_analyses")["not_analysed"].items()
+    assert "missing" in reason and dropped == 1
+    assert metadata(result, "reputation_summary")["tweets_not_analysed"] == 1
     assert count(env, t.analyses, user_id=user_id) == 2
     with env.engine.connect() as conn:
         reason = conn.execute(sa.select(t.analysis_failures.c.reason)).scalar_one()
@@ -330,3 +344,130 @@ def test_users_sensor_registers_new_users_once(env):
     with dg.build_sensor_context(instance=env.instance, cursor=first.cursor, resources=resources) as context:
         second = users_sensor(context)
     assert not second.run_requests  # already a partition: no second run
+
+
+# --- operator metadata: chart, column schemas, descriptions -----------------------------------------
+def _svg_of(markdown: str) -> ET.Element:
+    encoded = re.search(r"\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", markdown).group(1)
+    return ET.fromstring(base64.b64decode(encoded))
+
+
+def _classes(svg: ET.Element, cls: str) -> list[ET.Element]:
+    return [e for e in svg.iter() if e.get("class") == cls]
+
+
+def test_summary_charts_sentiment_per_day_from_the_stored_analyses_without_personal_data(env):
+    user_id, twitter_user_id, _ = connect(env, n_tweets=60, spacing=timedelta(hours=6))  # 15 days
+    result = materialize(env, user_id)
+    assert result.success, failure_message(result)
+    summary = metadata(result, "reputation_summary")
+    assert summary["period"] == "day"
+
+    # The per-day table agrees with the analyses as the database groups them.
+    with env.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.tweets.c.tweeted_at, t.analyses.c.sentiment_label, t.analyses.c.sentiment_score)
+            .select_from(t.analyses.join(t.tweets, t.tweets.c.id == t.analyses.c.tweet_id))
+            .where(t.analyses.c.user_id == user_id)
+        ).all()
+    expected = defaultdict(list)
+    for tweeted_at, label, score in rows:
+        expected[tweeted_at.astimezone(UTC).date().isoformat()].append((label, score))
+    table = [r.data for r in summary["sentiment_by_period"].records]
+    assert [r["period"] for r in table] == sorted(expected) and len(table) == 15
+    for record in table:
+        day = expected[record["period"]]
+        assert record["tweets"] == len(day)
+        assert record["negative"] == sum(1 for label, _ in day if label == "negative")
+        assert record["mean_score"] == pytest.approx(sum(score for _, score in day) / len(day), abs=1e-4)
+
+    # The chart: one point per day, one bar segment per non-empty sentiment of each day.
+    chart = summary["sentiment_over_time"]
+    svg = _svg_of(chart)
+    assert svg.tag.endswith("svg")
+    assert len(_classes(svg, "mean")) == 15
+    segments = sum(len(_classes(svg, label)) for label in ("positive", "neutral", "negative"))
+    assert segments == sum(1 for r in table for label in ("positive", "neutral", "negative") if r[label])
+    assert "2026-11-01" in chart and "2026-11-15" in chart
+    assert re.search(r"`[▁▂▃▄▅▆▇█·]{15}`", chart)  # the same series as a sparkline
+
+    # Aggregates only: no text, no handle, no tweet id, no planted personal data.
+    decoded = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)", chart).group(1)).decode()
+    for shown in (chart, decoded, summary["summary"]):
+        for datum in [*PLANTED, "loving the new release", "#launch", str(1_800_000_000_000_000_000), twitter_user_id]:
+            assert datum not in shown
+
+
+def test_periods_widen_with_the_span_and_keep_empty_periods():
+    day = datetime(2026, 1, 7, 12, tzinfo=UTC)  # a Wednesday
+    unit, periods = sentiment_by_period([(day, "positive", 0.5), (day + timedelta(days=3), "negative", -0.5)])
+    assert unit == "day" and [p.tweets for p in periods] == [1, 0, 0, 1]
+    assert [p.mean_score for p in periods] == [0.5, None, None, -0.5]
+
+    unit, periods = sentiment_by_period(
+        [(day, "positive", 1.0), (day + timedelta(days=1), "neutral", 0.0), (day + timedelta(days=100), "negative", -1.0)]
+    )
+    assert unit == "week" and periods[0].start == date(2026, 1, 5) and periods[0].mean_score == 0.5
+    assert periods[-1].start == date(2026, 4, 13) and len(periods) == 15
+
+    naive = datetime(2024, 3, 31, 23, 0)  # stored without a zone on SQLite: taken as UTC
+    unit, periods = sentiment_by_period([(naive, "positive", 0.2), (naive + timedelta(days=800), "neutral", 0.0)])
+    assert unit == "month" and (periods[0].start, periods[-1].start) == (date(2024, 3, 1), date(2026, 6, 1))
+    assert len(periods) == 28 and sum(p.tweets for p in periods) == 2
+
+    unit, periods = sentiment_by_period([(day, "positive", 0.2), (day + timedelta(days=3650), "neutral", 0.0)])
+    assert unit == "month" and len(periods) == twitter_assets.CHART_MAX_PERIODS  # the newest ones
+    assert periods[-1].tweets == 1 and sum(p.tweets for p in periods) == 1
+
+    assert sentiment_chart_markdown("day", []) == "No analysed tweets yet."
+
+
+@pytest.mark.parametrize(
+    ("asset", "table"),
+    [(tweets, t.tweets), (sanitized_tweets, t.sanitized_tweets), (tweet_analyses, t.analyses)],
+)
+def test_column_schemas_name_every_column_of_the_table_behind_the_asset(asset, table):
+    meta = asset.specs_by_key[asset.key].metadata
+    schema = meta["dagster/column_schema"]
+    assert [c.name for c in schema.columns] == [c.name for c in table.columns]
+    assert all(c.description for c in schema.columns)
+    assert meta["dagster/table_name"] == table.name
+
+
+def test_every_twitter_definition_says_what_it_is_and_who_owns_it():
+    assets = [tweets, sanitized_tweets, tweet_analyses, reputation_summary]
+    for asset in assets:
+        spec = asset.specs_by_key[asset.key]
+        assert spec.description and spec.owners == ["team:data-platform"], asset.key
+        assert "python" in spec.kinds and spec.group_name == "twitter", asset.key
+    check = sanitized_tweets_pii_free.check_specs_by_output_name
+    for spec in check.values():
+        assert spec.description and spec.blocking
+    assert users_sensor.description and users_sensor.owners == ["team:data-platform"]
+    jobs = [v for v in vars(twitter_assets).values() if isinstance(v, type(twitter_assets.tweet_pipeline_job))]
+    assert {j.name for j in jobs} == {"tweet_pipeline", "reanalyse_user"}
+    for job in jobs:
+        assert job.description and "\n" not in job.description and job.owners == ["team:data-platform"]
+    sensors = [v for v in vars(twitter_sensors).values() if isinstance(v, dg.SensorDefinition)]
+    assert sensors == [users_sensor]
+
+
+def test_operator_jobs_select_one_users_partition(env):
+    defs = dg.Definitions(
+        assets=[tweets, sanitized_tweets, tweet_analyses, reputation_summary],
+        asset_checks=[sanitized_tweets_pii_free],
+        jobs=[twitter_assets.tweet_pipeline_job, twitter_assets.reanalyse_user_job],
+        resources=env.resources,
+    )
+    ingest, reanalyse = defs.resolve_job_def("tweet_pipeline"), defs.resolve_job_def("reanalyse_user")
+    assert ingest.partitions_def == users_partitions == reanalyse.partitions_def
+    user_id, _, _ = connect(env, n_tweets=12)
+    assert ingest.execute_in_process(instance=env.instance, partition_key=user_id).success
+    env.twitter.clear_requests()
+    calls = len(env.claude.requests)
+    again = reanalyse.execute_in_process(instance=env.instance, partition_key=user_id)
+    assert again.success
+    assert {e.asset_key.to_user_string() for e in again.get_asset_materialization_events()} == {
+        "sanitized_tweets", "tweet_analyses", "reputation_summary"
+    }
+    assert env.twitter.requests == [] and len(env.claude.requests) == calls  # nothing new to analyse

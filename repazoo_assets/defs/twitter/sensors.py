@@ -24,7 +24,12 @@ PER_TICK = 500
     job=twitter_assets.tweet_pipeline_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Registers new users as `users` partitions and requests a tweet-pipeline run for each.",
+    description=(
+        "Every 30 s: registers users the web app added as `users` partitions and requests one "
+        "tweet_pipeline run for each (run key user-connected:<id>, so never twice)."
+    ),
+    owners=twitter_assets.OWNERS,
+    tags=twitter_assets.DOMAIN_TAGS,
 )
 def users_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
     since = datetime.fromisoformat(context.cursor) - OVERLAP if context.cursor else None

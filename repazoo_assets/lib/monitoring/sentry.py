@@ -47,7 +47,6 @@ class SentryReporter:
             dsn=dsn,
             environment=environment,
             before_send=scrub,
-            send_default_pii=False,
             default_integrations=False,
             auto_enabling_integrations=False,
             max_breadcrumbs=0,

@@ -3,6 +3,8 @@
 - `multiprocess` (default): Dagster's default executor, one process per step inside the run.
 - `celery`: Dagster's celery executor with Redis as broker; each step is a task that a
   `dagster-celery worker` on any machine picks up (`deploy/celery.yaml`, docs/deployment.md).
+- `k8s`: dagster-k8s's `k8s_job_executor`, each step in a Kubernetes Job of its own (the image
+  must have dagster-k8s installed, as the Dockerfile does).
 
 The celery settings are read through Dagster's `env` config (`CELERY_BROKER_URL`,
 `CELERY_RESULT_BACKEND`), so a broker password never appears in run config or the UI, and are
@@ -21,7 +23,7 @@ import dagster as dg
 from repazoo_assets.lib.settings import SettingsError
 
 EXECUTOR_VARIABLE = "REPAZOO_EXECUTOR"
-EXECUTORS = ("multiprocess", "celery")
+EXECUTORS = ("multiprocess", "celery", "k8s")
 CELERY_REQUIRED = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
 DEFAULT_QUEUE = "dagster"
 
@@ -52,10 +54,18 @@ def celery_executor_config(environ: Mapping[str, str] = os.environ) -> dict[str,
 
 
 def executor_for_environment(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefinition | None:
-    if chosen_executor(environ) == "celery":
+    name = chosen_executor(environ)
+    if name == "celery":
         from dagster_celery import celery_executor
 
         return celery_executor.configured(celery_executor_config(environ), name="celery")
+    if name == "k8s":
+        try:
+            from dagster_k8s import k8s_job_executor
+        except ImportError:
+            raise SettingsError(EXECUTOR_VARIABLE, "k8s needs the dagster-k8s package, which is not installed") from None
+        # Pool limits still bound the steps; this bounds the pods one run starts at once.
+        return k8s_job_executor.configured({"max_concurrent": 8}, name="k8s")
     return None  # Dagster's default: multiprocess
 
 

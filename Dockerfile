@@ -1,0 +1,34 @@
+# The Repazoo code location: serves the definitions over gRPC to the Dagster webserver and daemon,
+# and is the image of every run (K8sRunLauncher / k8s_job_executor) and celery worker.
+#   docker build -t repazoo-assets:$(git rev-parse --short HEAD) .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DAGSTER_HOME=/opt/dagster/dagster_home \
+    REPAZOO_ENV=production
+
+WORKDIR /opt/repazoo
+
+# Dependencies first, so a code change does not reinstall them. dagster-k8s is what the
+# instance's K8sRunLauncher and the k8s_job_executor import inside the image (same release line
+# as the dagster pin in pyproject.toml).
+COPY pyproject.toml README.md ./
+COPY repazoo_assets ./repazoo_assets
+RUN pip install . "dagster-k8s==0.29.27"
+
+COPY deploy ./deploy
+COPY workspace.yaml ./
+
+# A user without a shell or a home directory worth the name; the instance folder is its own.
+RUN useradd --system --uid 10001 --home-dir /opt/repazoo --shell /usr/sbin/nologin repazoo \
+    && mkdir -p "$DAGSTER_HOME" \
+    && cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml" \
+    && chown -R repazoo:repazoo "$DAGSTER_HOME"
+USER 10001
+
+EXPOSE 4000
+# The Helm chart replaces this with `dagster api grpc` + dagsterApiGrpcArgs (deploy/helm/values.yaml).
+CMD ["dagster", "code-server", "start", "--host", "0.0.0.0", "--port", "4000", "--module-name", "repazoo_assets.definitions"]

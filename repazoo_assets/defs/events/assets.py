@@ -2,13 +2,31 @@
 raw bucket every minute, exactly once (see `lib/events/export.py` for how)."""
 
 import warnings
+from datetime import timedelta
 
 import dagster as dg
 import sqlalchemy as sa
 
 from repazoo_assets.defs.resources import AppDatabase, ObjectStoreResource, PseudonymizationKeyResource
 from repazoo_assets.lib.db import tables as t
-from repazoo_assets.lib.events.export import DEFAULT_CHUNK_ROWS, export_raw_events
+from repazoo_assets.lib.events.export import DEFAULT_CHUNK_ROWS, ExportError, export_raw_events
+
+# Every step here talks to the object store (S3) and is idempotent (the export resumes its
+# window, processing overwrites its client-hours, delivery skips what is recorded), so a
+# network failure is retried with backoff. Failures that a retry cannot fix say so
+# (`dg.Failure(allow_retries=False)`).
+EVENTS_NETWORK_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+# Freshness, shown in the UI: the raw export runs every minute, processing every hour; deliveries
+# follow the slowest sync frequency (weekly, Mondays 00:30 UTC). Dagster evaluates a policy per
+# asset (its latest materialization of any partition), not per client partition.
+RAW_EVENTS_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=5), warn_window=timedelta(minutes=3))
+PROCESSED_EVENTS_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=2), warn_window=timedelta(hours=1, minutes=30)
+)
+CLIENT_EXPORTS_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(days=7, hours=2), warn_window=timedelta(days=7, minutes=30)
+)
 
 
 class RawEventsConfig(dg.Config):
@@ -20,6 +38,8 @@ class RawEventsConfig(dg.Config):
     kinds={"python", "s3", "parquet"},
     owners=["team:data-platform"],
     pool="raw_export",
+    retry_policy=EVENTS_NETWORK_RETRY,
+    freshness_policy=RAW_EVENTS_FRESHNESS,
     description=(
         "Every finished event of `events_log` not yet exported, as Parquet (zstd) objects in the raw "
         "bucket keyed by id range (`events/dt=…/hour=…/events-<first>-<last>.parquet`) with a "
@@ -110,8 +130,6 @@ class EventsCleanupConfig(dg.Config):
 def events_cleanup(
     context: dg.AssetExecutionContext, config: EventsCleanupConfig, app_db: AppDatabase, object_store: ObjectStoreResource
 ) -> dg.MaterializeResult:
-    from datetime import timedelta
-
     from repazoo_assets.lib.events.cleanup import cleanup_exported_events
 
     if not 1 <= config.min_age_hours <= 24:
@@ -161,6 +179,8 @@ hourly = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", timezone="
     deps=[raw_events],
     partitions_def=hourly,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=EVENTS_NETWORK_RETRY,
+    freshness_policy=PROCESSED_EVENTS_FRESHNESS,
     kinds={"python", "s3", "parquet"},
     owners=["team:data-platform"],
     description=(
@@ -177,9 +197,7 @@ def processed_events(
     object_store: ObjectStoreResource,
     pseudonymization: PseudonymizationKeyResource,
 ) -> dg.MaterializeResult:
-    from datetime import timedelta
-
-    from repazoo_assets.lib.events.process import process_hour
+    from repazoo_assets.lib.events.process import process_hours
 
     store = object_store.store()
     buckets = object_store.buckets
@@ -189,27 +207,40 @@ def processed_events(
     except ValueError as exc:  # names the setting, never the key
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     window = context.partition_time_window
-    hour, totals, dropped, files = window.start, 0, {}, 0
-    while hour < window.end:
-        report = process_hour(app_db.engine, store, buckets.raw, buckets.processed, hour, key)
-        written = sum(report.written.values())
-        totals += written
-        files += len(report.keys)
+    try:
+        reports = process_hours(app_db.engine, store, buckets.raw, buckets.processed, window.start, window.end, key)
+    except ExportError as exc:  # an altered raw object: retrying reads the same bytes
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    dropped: dict[str, int] = {}
+    for report in reports:
         for reason, n in report.dropped.items():
             dropped[reason] = dropped.get(reason, 0) + n
         context.log.info(
-            f"{hour:%Y-%m-%d %H}:00: {report.raw_rows} raw events, {written} written to {len(report.keys)} "
-            f"client files, {sum(report.dropped.values())} dropped"
+            f"{report.hour:%Y-%m-%d %H}:00: {report.raw_rows} raw events ({report.raw_reads} raw objects read), "
+            f"{sum(report.written.values())} written to {len(report.keys)} client files, "
+            f"{sum(report.dropped.values())} dropped"
+            + (f"; changed since delivery, to deliver again: {report.redelivered}" if report.redelivered else "")
         )
-        hour += timedelta(hours=1)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": totals,
-            "client_files": files,
+            "dagster/row_count": sum(sum(r.written.values()) for r in reports),
+            "client_files": sum(len(r.keys) for r in reports),
             "dropped": dg.MetadataValue.json(dropped),
-            "hours": round((window.end - window.start).total_seconds() / 3600),
+            "hours": len(reports),
+            "raw_objects_read": sum(r.raw_reads for r in reports),
+            "to_deliver_again": sum(len(r.redelivered) for r in reports),
         }
     )
+
+
+processed_events_job = dg.define_asset_job("process_events_hourly", selection=[processed_events])
+
+# At :10, the hour that just ended (the raw export runs every minute; events committed later
+# are picked up by re-running the hour, which the count check below flags).
+processed_events_hourly_schedule = dg.build_schedule_from_partitioned_job(
+    processed_events_job, minute_of_hour=10, default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Process the previous UTC hour's events, per client and privacy level.",
+)
 
 
 from repazoo_assets.defs.events.partitions import clients_partitions  # noqa: E402
@@ -240,6 +271,8 @@ def _destination_store(client, credentials, object_store: ObjectStoreResource):
     # Each client's delivery reads every processed hour not yet delivered.
     deps=[dg.AssetDep(processed_events, partition_mapping=dg.AllPartitionMapping())],
     partitions_def=clients_partitions,
+    retry_policy=EVENTS_NETWORK_RETRY,
+    freshness_policy=CLIENT_EXPORTS_FRESHNESS,
     kinds={"python", "s3"},
     owners=["team:data-platform"],
     description=(
@@ -355,8 +388,6 @@ def processed_events_no_raw_identifiers(
         ).scalars().all()
     scanned, dirty = 0, []
     hour = window.start
-    from datetime import timedelta
-
     while hour < window.end:
         for client_id in protected:
             key = processed_key(client_id, hour)
@@ -374,4 +405,43 @@ def processed_events_no_raw_identifiers(
     return dg.AssetCheckResult(
         passed=not dirty,
         metadata={"values_scanned": scanned, "dirty": dg.MetadataValue.json(dirty[:20])},
+    )
+
+
+@dg.asset_check(
+    asset=processed_events,
+    partitions_def=hourly,
+    description=(
+        "Per hour: the raw events counted from the raw objects equal the rows of the client files "
+        "(counted from the files) plus the rows dropped, by reason, recorded in the hour's manifest; "
+        "every recorded client file is present and unaltered."
+    ),
+)
+def processed_events_counts_match_raw(
+    context: dg.AssetCheckExecutionContext, app_db: AppDatabase, object_store: ObjectStoreResource
+) -> dg.AssetCheckResult:
+    from repazoo_assets.lib.events.process import verify_hour_counts
+
+    store, buckets = object_store.store(), object_store.buckets
+    window = context.partition_time_window
+    raw = processed = 0
+    dropped: dict[str, int] = {}
+    problems: list[str] = []
+    hour = window.start
+    while hour < window.end:
+        counts = verify_hour_counts(app_db.engine, store, buckets.raw, buckets.processed, hour)
+        raw += counts.raw_rows
+        processed += counts.processed_rows
+        for reason, n in counts.dropped.items():
+            dropped[reason] = dropped.get(reason, 0) + n
+        problems += [f"{hour:%Y-%m-%d %H}:00 {p}" for p in counts.problems]
+        hour += timedelta(hours=1)
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={
+            "raw_events": raw,
+            "processed_rows": processed,
+            "dropped": dg.MetadataValue.json(dropped),
+            "problems": dg.MetadataValue.json(problems[:20]),
+        },
     )

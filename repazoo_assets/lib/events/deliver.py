@@ -7,6 +7,11 @@ is written after each file is read back and verified, and a delivery manifest (f
 SHA-256) closes the run. A failure stops this client's delivery where it is (the hours already
 delivered stay recorded; the rest stay pending) and never touches another client's. Only keys
 under `client_id=<this client>/` are read, and every row's `client_id` is checked before sending.
+
+A processed hour re-written with different content after its delivery (late events) loses its
+delivery record (`process.py` removes it), so it is pending again and is delivered again to the
+same key. If the re-write races a delivery of that hour, the source is looked at again after the
+record is written and the record is removed when the source changed meanwhile.
 """
 
 from __future__ import annotations
@@ -90,13 +95,15 @@ def deliver_client(
     extension = "jsonl" if client.format == "jsonl" else "parquet"
     for hour in pending_hours(engine, processed, processed_bucket, client.id):
         source = _HOUR_KEY.format(client=client.id, date=f"{hour:%Y-%m-%d}", hour=f"{hour:%H}")
-        table = pq.read_table(io.BytesIO(processed.get(processed_bucket, source)))
+        source_bytes = processed.get(processed_bucket, source)
+        source_sha256 = hashlib.sha256(source_bytes).hexdigest()
+        table = pq.read_table(io.BytesIO(source_bytes))
         if set(table.column("client_id").to_pylist()) - {client.id}:
             raise DeliveryError(f"client {client.id}: refusing to deliver {source}, it holds another client's rows")
         if extension == "jsonl":
             body = b"".join(orjson.dumps(row, default=str) + b"\n" for row in table.to_pylist())
         else:
-            body = processed.get(processed_bucket, source)
+            body = source_bytes
         name = f"dt={hour:%Y-%m-%d}/hour={hour:%H}/repazoo-events-{hour:%Y%m%d%H}.{extension}"
         key = f"{prefix}/{name}" if prefix else name
         digest = hashlib.sha256(body).hexdigest()
@@ -115,6 +122,13 @@ def deliver_client(
                     object_key=key, row_count=table.num_rows, sha256=digest, delivered_at=now,
                 )
             )
+        if processed.head(processed_bucket, source).sha256 != source_sha256:
+            # Re-processed while it was being sent (late events): the processing side removes the
+            # record only if it already exists, so this side removes it if it came second.
+            with engine.begin() as conn:
+                conn.execute(sa.delete(t.client_deliveries).where(
+                    t.client_deliveries.c.client_id == client.id, t.client_deliveries.c.window_start == hour))
+            continue
         report.files.append({"key": key, "row_count": table.num_rows, "sha256": digest, "hour": hour.isoformat()})
     if report.files:
         manifest = f"{prefix + '/' if prefix else ''}manifests/delivery-{now:%Y%m%dT%H%M%SZ}.json"

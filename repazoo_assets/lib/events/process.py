@@ -1,21 +1,30 @@
-"""One hour of raw events, split per client under each client's privacy level.
+"""Hours of raw events, split per client under each client's privacy level.
 
-Reads the raw batches that overlap the hour (verifying each object's SHA-256), keeps the events
-of that hour, and writes one Parquet file per client-hour,
-`client_id=<id>/dt=YYYY-MM-DD/hour=HH/events.parquet`, atomically (a rerun overwrites the same
-key: idempotent). HIPAA objects ask for server-side encryption, and each HIPAA write is audited.
-Events of clients that are unknown or removed were dead-lettered at export or are skipped here
-(counted). A client's file holds only that client's events: the split is by `client_id`, checked
-again before writing.
+For each hour: the raw batches that overlap it are read (each object's SHA-256 verified), the
+events of that hour kept, and one Parquet file per client-hour written,
+`client_id=<id>/dt=YYYY-MM-DD/hour=HH/events.parquet` (a rerun overwrites the same key:
+idempotent). HIPAA objects ask for server-side encryption, and each HIPAA write is audited. A
+client's file holds only that client's events: the split is by `client_id`, checked again before
+writing.
+
+Each hour ends with a manifest, `hours/dt=YYYY-MM-DD/hour=HH/manifest.json`: raw rows, every
+client file (rows, SHA-256) and every dropped row by reason, so processed = raw − dropped can be
+checked later against the objects themselves (`verify_hour_counts`). A rerun deletes client files
+of the previous manifest it no longer writes (a client removed since), and when a client file's
+content changes (late events) its delivery record is removed so the hour is delivered again.
+
+A range of hours reads each raw batch once: a batch is kept while later hours of the range still
+need it, within a row budget (past it the oldest is dropped and read again if needed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,10 +33,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from repazoo_assets.lib.db import tables as t
-from repazoo_assets.lib.events.export import SCHEMA, ExportError
+from repazoo_assets.lib.events.export import DEFAULT_CHUNK_ROWS, SCHEMA, ExportError
 from repazoo_assets.lib.events.privacy_levels import apply_level
 from repazoo_assets.lib.security import audit
-from repazoo_assets.lib.storage.base import ObjectStore
+from repazoo_assets.lib.storage.base import ObjectNotFound, ObjectStore
+
+HOUR = timedelta(hours=1)
+# Raw rows kept decoded between the hours of one run: a few batches of the default size.
+DEFAULT_CACHE_ROWS = 4 * DEFAULT_CHUNK_ROWS
 
 
 @dataclass
@@ -37,55 +50,150 @@ class HourReport:
     written: dict[str, int] = field(default_factory=dict)  # client -> rows
     dropped: Counter = field(default_factory=Counter)  # reason -> rows
     keys: list[str] = field(default_factory=list)
+    files: dict[str, dict] = field(default_factory=dict)  # client -> {key, rows, sha256, level}
+    redelivered: list[str] = field(default_factory=list)  # clients whose delivered hour changed
+    removed: list[str] = field(default_factory=list)  # stale client files deleted
+    raw_reads: int = 0  # raw objects fetched for this hour (0 when all came from the run's cache)
 
 
 def processed_key(client_id: str, hour: datetime) -> str:
     return f"client_id={client_id}/dt={hour:%Y-%m-%d}/hour={hour:%H}/events.parquet"
 
 
+def hour_manifest_key(hour: datetime) -> str:
+    return f"hours/dt={hour:%Y-%m-%d}/hour={hour:%H}/manifest.json"
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _hour_slice(table: pa.Table, hour: datetime) -> pa.Table:
+    times = table.column("created_at")
+    return table.filter(pc.and_(pc.greater_equal(times, pa.scalar(hour, times.type)),
+                                pc.less(times, pa.scalar(hour + HOUR, times.type))))
+
+
+class RawBatches:
+    """The raw batches overlapping a range of hours, each fetched and verified once while it is
+    still needed (within `max_rows` decoded rows)."""
+
+    def __init__(self, engine: Engine, store: ObjectStore, bucket: str, start: datetime, end: datetime,
+                 *, max_rows: int = DEFAULT_CACHE_ROWS, columns: list[str] | None = None) -> None:
+        b = t.raw_batches
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(b.c.object_key, b.c.sha256, b.c.min_created_at, b.c.max_created_at)
+                .where(b.c.min_created_at < end, b.c.max_created_at >= start)
+                .order_by(b.c.first_event_id)
+            ).all()
+        self._batches = [(r.object_key, r.sha256, _utc(r.min_created_at), _utc(r.max_created_at)) for r in rows]
+        self._store, self._bucket, self._max_rows, self._columns = store, bucket, max_rows, columns
+        self._cache: dict[str, pa.Table] = {}
+        self.reads = 0
+
+    def hour(self, hour: datetime) -> tuple[pa.Table, list[str]]:
+        """The raw events of `hour` and the keys of the batches they came from."""
+        parts, keys = [], []
+        for key, sha256, first, last in self._batches:
+            if first < hour + HOUR and last >= hour:
+                parts.append(_hour_slice(self._table(key, sha256), hour))
+                keys.append(key)
+        # Batches the later hours no longer need are released.
+        for key, _, _, last in self._batches:
+            if last < hour + HOUR:
+                self._cache.pop(key, None)
+        schema = self._schema()
+        events = pa.concat_tables(parts).cast(schema) if parts else schema.empty_table()
+        return events, keys
+
+    def _schema(self) -> pa.Schema:
+        return pa.schema([SCHEMA.field(c) for c in self._columns]) if self._columns else SCHEMA
+
+    def _table(self, key: str, sha256: str) -> pa.Table:
+        if key in self._cache:
+            return self._cache[key]
+        data = self._store.get(self._bucket, key)
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ExportError(f"raw object {key} does not match its recorded SHA-256")
+        table = pq.read_table(io.BytesIO(data), columns=self._columns)
+        self.reads += 1
+        while self._cache and sum(c.num_rows for c in self._cache.values()) + table.num_rows > self._max_rows:
+            self._cache.pop(next(iter(self._cache)))  # the oldest first
+        self._cache[key] = table
+        return table
+
+
 def process_hour(
     engine: Engine, store: ObjectStore, raw_bucket: str, processed_bucket: str, hour: datetime, key: bytes
 ) -> HourReport:
-    end = hour + timedelta(hours=1)
-    report = HourReport(hour)
-    b = t.raw_batches
-    with engine.connect() as conn:
-        batches = conn.execute(
-            sa.select(b.c.object_key, b.c.sha256).where(b.c.min_created_at < end, b.c.max_created_at >= hour)
-            .order_by(b.c.first_event_id)
-        ).all()
-        clients = {
-            row.id: row.privacy_level
-            for row in conn.execute(
+    return process_hours(engine, store, raw_bucket, processed_bucket, hour, hour + HOUR, key)[0]
+
+
+def process_hours(
+    engine: Engine, store: ObjectStore, raw_bucket: str, processed_bucket: str, start: datetime, end: datetime,
+    key: bytes, *, cache_rows: int = DEFAULT_CACHE_ROWS,
+) -> list[HourReport]:
+    """Process each hour of `[start, end)` (whole UTC hours), reading each raw batch once."""
+    start, end = _utc(start), _utc(end)
+    raw = RawBatches(engine, store, raw_bucket, start, end, max_rows=cache_rows)
+    reports, hour = [], start
+    while hour < end:
+        with engine.connect() as conn:  # read per hour: a client removed meanwhile is honoured
+            clients = dict(conn.execute(
                 sa.select(t.clients.c.id, t.clients.c.privacy_level).where(t.clients.c.deleted_at.is_(None))
-            )
-        }
-    parts = []
-    for batch in batches:
-        data = store.get(raw_bucket, batch.object_key)
-        if hashlib.sha256(data).hexdigest() != batch.sha256:
-            raise ExportError(f"raw object {batch.object_key} does not match its recorded SHA-256")
-        table = pq.read_table(io.BytesIO(data))
-        times = table.column("created_at")
-        parts.append(table.filter(pc.and_(pc.greater_equal(times, pa.scalar(hour, times.type)),
-                                          pc.less(times, pa.scalar(end, times.type)))))
-    events = pa.concat_tables(parts).cast(SCHEMA) if parts else SCHEMA.empty_table()
-    report.raw_rows = events.num_rows
-    for client_id in sorted(set(events.column("client_id").to_pylist())):
-        mine = events.filter(pc.equal(events.column("client_id"), client_id))
+            ).all())
+        reads = raw.reads
+        events, batch_keys = raw.hour(hour)
+        report = _process_one(engine, store, processed_bucket, hour, events, clients, key)
+        report.raw_reads = raw.reads - reads
+        _write_manifest(engine, store, processed_bucket, report, batch_keys)
+        reports.append(report)
+        hour += HOUR
+    return reports
+
+
+def _by_client(events: pa.Table) -> list[tuple[str, pa.Table]]:
+    """The events split per client (one sort, then slices), in client order."""
+    if not events.num_rows:
+        return []
+    events = events.sort_by([("client_id", "ascending"), ("id", "ascending")])
+    counts = pc.value_counts(events.column("client_id")).to_pylist()
+    counts.sort(key=lambda c: c["values"])
+    out, offset = [], 0
+    for entry in counts:
+        out.append((entry["values"], events.slice(offset, entry["counts"])))
+        offset += entry["counts"]
+    return out
+
+
+def _previous_sha256(store: ObjectStore, bucket: str, key: str) -> str | None:
+    try:
+        return store.head(bucket, key).sha256
+    except ObjectNotFound:
+        return None
+
+
+def _process_one(engine, store, bucket, hour, events, clients, key) -> HourReport:
+    report = HourReport(hour, raw_rows=events.num_rows)
+    for client_id, mine in _by_client(events):
         level = clients.get(client_id)
         if level is None:
             report.dropped["client removed"] += mine.num_rows
             continue
         result = apply_level(mine, level, key)
-        if set(result.table.column("client_id").to_pylist()) - {client_id}:
+        if pc.any(pc.not_equal(result.table.column("client_id"), client_id)).as_py():
             raise ExportError(f"refusing to write: rows of another client in {client_id}'s output")
         report.dropped.update(result.dropped)
         sink = io.BytesIO()
         pq.write_table(result.table, sink, compression="zstd")
+        data = sink.getvalue()
         object_key = processed_key(client_id, hour)
-        store.put(processed_bucket, object_key, sink.getvalue(), content_type="application/vnd.apache.parquet",
-                  encrypt=level == "hipaa")
+        digest = hashlib.sha256(data).hexdigest()
+        previous = _previous_sha256(store, bucket, object_key)
+        store.put(bucket, object_key, data, content_type="application/vnd.apache.parquet", encrypt=level == "hipaa")
+        if previous is not None and previous != digest and _forget_delivery(engine, client_id, hour):
+            report.redelivered.append(client_id)
         if level == "hipaa":
             audit.append(
                 engine, actor="pipeline:events", action=audit.AuditAction.EXPORT, subject_type="client",
@@ -94,4 +202,87 @@ def process_hour(
             )
         report.written[client_id] = result.table.num_rows
         report.keys.append(object_key)
+        report.files[client_id] = {"key": object_key, "rows": result.table.num_rows, "sha256": digest, "level": level}
     return report
+
+
+def _forget_delivery(engine: Engine, client_id: str, hour: datetime) -> bool:
+    """The delivered copy of this client-hour is out of date: without its record the hour is
+    pending again, and the next delivery overwrites the client's file at the same key."""
+    d = t.client_deliveries
+    with engine.begin() as conn:
+        return conn.execute(sa.delete(d).where(d.c.client_id == client_id, d.c.window_start == hour)).rowcount > 0
+
+
+def _write_manifest(engine, store: ObjectStore, bucket: str, report: HourReport, batch_keys: list[str]) -> None:
+    manifest_key = hour_manifest_key(report.hour)
+    try:
+        previous = json.loads(store.get(bucket, manifest_key))
+    except ObjectNotFound:
+        previous = {"files": {}}
+    for client_id, entry in previous.get("files", {}).items():
+        if client_id not in report.files:  # no longer written (client removed): not left behind
+            store.delete(bucket, entry["key"])
+            report.removed.append(client_id)
+    manifest = {
+        "hour": report.hour.isoformat(),
+        "raw_rows": report.raw_rows,
+        "raw_batches": batch_keys,
+        "files": report.files,
+        "dropped": dict(sorted(report.dropped.items())),
+        "processed_at": datetime.now(UTC).isoformat(),
+    }
+    store.put(bucket, manifest_key, json.dumps(manifest, indent=1, sort_keys=True).encode(),
+              content_type="application/json")
+
+
+@dataclass
+class HourCounts:
+    """processed_events of one hour measured against the raw objects: `problems` is empty when
+    raw = processed + dropped and every client file is there as recorded."""
+
+    hour: datetime
+    raw_rows: int = 0
+    processed_rows: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    files: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def verify_hour_counts(
+    engine: Engine, store: ObjectStore, raw_bucket: str, processed_bucket: str, hour: datetime
+) -> HourCounts:
+    """Counts the hour's raw events from the raw objects (SHA-256 verified), the rows of each
+    client file from the file itself, and the drops from the hour's manifest."""
+    hour = _utc(hour)
+    result = HourCounts(hour)
+    events, _ = RawBatches(engine, store, raw_bucket, hour, hour + HOUR, columns=["created_at"]).hour(hour)
+    result.raw_rows = events.num_rows
+    try:
+        manifest = json.loads(store.get(processed_bucket, hour_manifest_key(hour)))
+    except ObjectNotFound:
+        if result.raw_rows:
+            result.problems.append(f"{result.raw_rows} raw events but the hour was not processed")
+        return result
+    result.dropped = {k: int(v) for k, v in manifest.get("dropped", {}).items()}
+    for client_id, entry in sorted(manifest.get("files", {}).items()):
+        try:
+            data = store.get(processed_bucket, entry["key"])
+        except ObjectNotFound:
+            result.problems.append(f"{entry['key']}: missing")
+            continue
+        rows = pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+        result.processed_rows += rows
+        result.files += 1
+        if rows != entry["rows"]:
+            result.problems.append(f"{entry['key']}: {rows} rows, {entry['rows']} recorded")
+        elif hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            result.problems.append(f"{entry['key']}: altered (SHA-256 differs from the recorded one)")
+    accounted = result.processed_rows + sum(result.dropped.values())
+    if accounted != result.raw_rows:
+        late = result.raw_rows - manifest.get("raw_rows", 0)
+        result.problems.append(
+            f"raw {result.raw_rows} != processed {result.processed_rows} + dropped {sum(result.dropped.values())}"
+            + (f" ({late} raw events arrived after the hour was processed: rerun it)" if late > 0 else "")
+        )
+    return result

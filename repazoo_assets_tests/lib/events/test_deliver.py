@@ -22,7 +22,7 @@ def client(engine, client_id):
 
 @pytest.fixture
 def processed(loaded, store):  # noqa: F811
-    process_hour(loaded, store, store.bucket, "processed-test", HOUR, KEY)
+    process_hour(loaded, store, store.bucket, store.processed, HOUR, KEY)
     with loaded.begin() as conn:
         conn.execute(sa.update(t.clients).where(t.clients.c.id == "globex").values(format="jsonl", destination_prefix="in/repazoo"))
         conn.execute(sa.update(t.clients).where(t.clients.c.id == "initech").values(destination_bucket="no-such-bucket-x"))
@@ -32,21 +32,21 @@ def processed(loaded, store):  # noqa: F811
 
 
 def test_each_client_gets_its_own_hours_in_its_format_once(processed, store):  # noqa: F811
-    acme = deliver_client(processed, store, "processed-test", store, client(processed, "acme"))
+    acme = deliver_client(processed, store, store.processed, store, client(processed, "acme"))
     assert [f["key"] for f in acme.files] == [f"dt=2026-11-22/hour=10/repazoo-events-{HOUR:%Y%m%d%H}.parquet"]
     rows = pq.read_table(io.BytesIO(store.get("b-acme", acme.files[0]["key"]))).to_pylist()
     assert len(rows) == acme.rows == 20 and {r["client_id"] for r in rows} == {"acme"}
     manifest = json.loads(store.get("b-acme", acme.manifest_key))
     assert manifest["files"][0]["sha256"] == acme.files[0]["sha256"]
 
-    globex = deliver_client(processed, store, "processed-test", store, client(processed, "globex"))
+    globex = deliver_client(processed, store, store.processed, store, client(processed, "globex"))
     key = globex.files[0]["key"]
     assert key.startswith("in/repazoo/dt=2026-11-22/hour=10/") and key.endswith(".jsonl")
     lines = [json.loads(line) for line in store.get("b-globex", key).decode().splitlines()]
     assert len(lines) == 18 and {r["client_id"] for r in lines} == {"globex"}
     assert all("198.51.100." not in r["ip_address"] for r in lines)
 
-    again = deliver_client(processed, store, "processed-test", store, client(processed, "acme"))
+    again = deliver_client(processed, store, store.processed, store, client(processed, "acme"))
     assert again.files == [] and again.manifest_key is None  # the cursor: nothing twice
     with processed.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.client_deliveries)).scalar() == 2
@@ -54,10 +54,10 @@ def test_each_client_gets_its_own_hours_in_its_format_once(processed, store):  #
 
 def test_a_failing_client_fails_alone_and_keeps_its_hours_pending(processed, store):  # noqa: F811
     with pytest.raises(DeliveryError, match="client initech: cannot write to s3://no-such-bucket-x/"):
-        deliver_client(processed, store, "processed-test", store, client(processed, "initech"))
+        deliver_client(processed, store, store.processed, store, client(processed, "initech"))
     with processed.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.client_deliveries)).scalar() == 0
-    assert deliver_client(processed, store, "processed-test", store, client(processed, "acme")).rows == 20
+    assert deliver_client(processed, store, store.processed, store, client(processed, "acme")).rows == 20
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_client_exports_asset_isolates_a_failing_client_and_alerts(processed, st
         "app_db": AppDatabase(url=pg_url),
         "object_store": S3ObjectStoreResource(
             s3=S3Resource(endpoint_url=s3_endpoint, region_name="us-east-1"),
-            raw_bucket=store.bucket, processed_bucket="processed-test", exports_bucket="e-b",
+            raw_bucket=store.bucket, processed_bucket=store.processed, exports_bucket="e-b",
         ),
         "token_vault": TokenVaultResource(encryption_key=Fernet.generate_key().decode()),
     }
@@ -111,3 +111,29 @@ def test_client_exports_asset_isolates_a_failing_client_and_alerts(processed, st
         delivered = set(conn.execute(sa.select(t.client_deliveries.c.client_id)).scalars())
     assert [a.check_name for a in alerts] == ["client_delivery"] and "initech" in alerts[0].message
     assert delivered == {"acme", "globex"}
+
+
+def test_an_hour_rewritten_after_delivery_is_delivered_again_once(processed, store):  # noqa: F811
+    from repazoo_assets_tests.lib.events.test_export import event, insert
+    from repazoo_assets_tests.lib.events.test_process import export_all
+
+    first = deliver_client(processed, store, store.processed, store, client(processed, "acme"))
+    assert first.rows == 20
+    # Unchanged reruns of the hour leave the delivery alone.
+    assert process_hour(processed, store, store.bucket, store.processed, HOUR, KEY).redelivered == []
+    assert deliver_client(processed, store, store.processed, store, client(processed, "acme")).files == []
+    # A late event for acme in that hour: the rerun changes acme's file, so it is delivered again.
+    with processed.begin() as conn:
+        insert(conn, [event(500, client="acme", created_at=HOUR + timedelta(minutes=5))])
+    export_all(processed, store)
+    assert process_hour(processed, store, store.bucket, store.processed, HOUR, KEY).redelivered == ["acme"]
+    again = deliver_client(processed, store, store.processed, store, client(processed, "acme"))
+    assert [f["key"] for f in again.files] == [f["key"] for f in first.files] and again.rows == 21
+    rows = pq.read_table(io.BytesIO(store.get("b-acme", again.files[0]["key"]))).num_rows
+    assert rows == 21
+    assert deliver_client(processed, store, store.processed, store, client(processed, "acme")).files == []
+    with processed.connect() as conn:
+        recorded = conn.execute(
+            sa.select(t.client_deliveries.c.row_count).where(t.client_deliveries.c.client_id == "acme")
+        ).scalars().all()
+    assert recorded == [21]

@@ -24,6 +24,7 @@ def store(s3_endpoint):
     bucket = f"raw-{uuid.uuid4().hex[:12]}"
     s.ensure_bucket(bucket)
     s.bucket = bucket
+    s.processed = f"processed-{uuid.uuid4().hex[:12]}"  # for the processing tests; created there
     return s
 
 

@@ -2,8 +2,10 @@
 
 import io
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -17,6 +19,23 @@ from repazoo_assets_tests.lib.events.test_export import event, insert, store  # 
 HOUR = datetime(2026, 11, 22, 10, tzinfo=UTC)
 KEY = b"p" * 32
 LEVELS = {"acme": "standard", "globex": "gdpr", "initech": "hipaa"}
+
+
+def export_all(engine, store, chunk_rows=25):  # noqa: F811
+    """Export until every row of events_log is in a raw batch (good or dead-lettered). The export
+    only takes finished transactions older than the oldest open one in the cluster, and other
+    tests run on the same server: a run can legitimately export nothing yet."""
+    deadline = time.monotonic() + 120
+    while True:
+        export_raw_events(engine, store, store.bucket, chunk_rows=chunk_rows)
+        with engine.connect() as conn:
+            source = conn.execute(sa.select(sa.func.count()).select_from(t.events_log)).scalar()
+            exported = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(t.raw_batches.c.row_count + t.raw_batches.c.bad_count), 0))
+            ).scalar()
+        if exported == source or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -37,18 +56,18 @@ def loaded(pg_url, store):  # noqa: F811
                 payload=json.dumps({"user_id": f"u{i}", "email": f"user{i}@example.com", "comment": "hi"}),
             ))
         insert(conn, rows)
-    export_raw_events(engine, store, store.bucket, chunk_rows=25)
-    store.ensure_bucket("processed-test")
+    export_all(engine, store)
+    store.ensure_bucket(store.processed)
     yield engine
     engine.dispose()
 
 
 def read(store, key):  # noqa: F811
-    return pq.read_table(io.BytesIO(store.get("processed-test", key))).to_pylist()
+    return pq.read_table(io.BytesIO(store.get(store.processed, key))).to_pylist()
 
 
 def test_one_file_per_client_hour_with_each_level_applied(loaded, store):  # noqa: F811
-    report = process_hour(loaded, store, store.bucket, "processed-test", HOUR, KEY)
+    report = process_hour(loaded, store, store.bucket, store.processed, HOUR, KEY)
     in_hour = [i for i in range(60) if i % 90 < 60]
     assert report.raw_rows == len(in_hour)
     assert sum(report.written.values()) + sum(report.dropped.values()) == report.raw_rows
@@ -67,9 +86,9 @@ def test_one_file_per_client_hour_with_each_level_applied(loaded, store):  # noq
         if level == "hipaa":
             assert all("comment" not in json.loads(r["payload"]) for r in rows)
     assert report.dropped["no analytics consent"] == 4
-    head = store.client.head_object(Bucket="processed-test", Key=processed_key("initech", HOUR))
+    head = store.client.head_object(Bucket=store.processed, Key=processed_key("initech", HOUR))
     assert head["ServerSideEncryption"] == "AES256"
-    plain = store.client.head_object(Bucket="processed-test", Key=processed_key("acme", HOUR))
+    plain = store.client.head_object(Bucket=store.processed, Key=processed_key("acme", HOUR))
     assert "ServerSideEncryption" not in plain or plain["ServerSideEncryption"] != "AES256"
     with loaded.connect() as conn:
         audited = conn.execute(
@@ -79,17 +98,17 @@ def test_one_file_per_client_hour_with_each_level_applied(loaded, store):  # noq
 
 
 def test_rerun_overwrites_the_same_keys(loaded, store):  # noqa: F811
-    first = process_hour(loaded, store, store.bucket, "processed-test", HOUR, KEY)
-    second = process_hour(loaded, store, store.bucket, "processed-test", HOUR, KEY)
+    first = process_hour(loaded, store, store.bucket, store.processed, HOUR, KEY)
+    second = process_hour(loaded, store, store.bucket, store.processed, HOUR, KEY)
     assert first.keys == second.keys and first.written == second.written
-    assert len([k for k in store.list_keys("processed-test") if k.endswith(".parquet")]) == 3
+    assert len([k for k in store.list_keys(store.processed) if k.endswith(".parquet")]) == 3
 
 
 def test_an_altered_raw_object_stops_processing(loaded, store):  # noqa: F811
     key = next(k for k in store.list_keys(store.bucket, "events/") if k.endswith(".parquet"))
     store.put(store.bucket, key, b"tampered")
     with pytest.raises(Exception, match="does not match its recorded SHA-256"):
-        process_hour(loaded, store, store.bucket, "processed-test", HOUR, KEY)
+        process_hour(loaded, store, store.bucket, store.processed, HOUR, KEY)
 
 
 def test_processed_events_asset_backfills_a_range_in_one_run(loaded, store, s3_endpoint, pg_url):  # noqa: F811
@@ -103,7 +122,7 @@ def test_processed_events_asset_backfills_a_range_in_one_run(loaded, store, s3_e
         "app_db": AppDatabase(url=pg_url),
         "object_store": S3ObjectStoreResource(
             s3=S3Resource(endpoint_url=s3_endpoint, region_name="us-east-1"),
-            raw_bucket=store.bucket, processed_bucket="processed-test", exports_bucket="e-b",
+            raw_bucket=store.bucket, processed_bucket=store.processed, exports_bucket="e-b",
         ),
         "pseudonymization": PseudonymizationKeyResource(key="k" * 40),
     }
@@ -134,7 +153,7 @@ def test_the_privacy_scan_check_passes_on_processed_output_and_fails_on_raw_iden
         "app_db": AppDatabase(url=pg_url),
         "object_store": S3ObjectStoreResource(
             s3=S3Resource(endpoint_url=s3_endpoint, region_name="us-east-1"),
-            raw_bucket=store.bucket, processed_bucket="processed-test", exports_bucket="e-b",
+            raw_bucket=store.bucket, processed_bucket=store.processed, exports_bucket="e-b",
         ),
         "pseudonymization": PseudonymizationKeyResource(key="k" * 40),
     }
@@ -146,8 +165,140 @@ def test_the_privacy_scan_check_passes_on_processed_output_and_fails_on_raw_iden
     # (so the run's processing does not overwrite it): the scan catches it.
     empty_hour = HOUR + timedelta(hours=5)
     raw = store.get(store.bucket, next(k for k in store.list_keys(store.bucket, "events/") if k.endswith(".parquet")))
-    store.put("processed-test", processed_key("globex", empty_hour), raw)
+    store.put(store.processed, processed_key("globex", empty_hour), raw)
     rerun = dg.materialize([processed_events, processed_events_no_raw_identifiers], resources=resources,
                            partition_key=f"{empty_hour:%Y-%m-%d-%H:%M}")
     failed = rerun.get_asset_check_evaluations()[0]
     assert not failed.passed and failed.metadata["dirty"].value[0].startswith(processed_key("globex", empty_hour))
+
+
+def _resources(store, s3_endpoint, pg_url):  # noqa: F811
+    from dagster_aws.s3 import S3Resource
+
+    from repazoo_assets.defs.resources import AppDatabase, PseudonymizationKeyResource, S3ObjectStoreResource
+
+    return {
+        "app_db": AppDatabase(url=pg_url),
+        "object_store": S3ObjectStoreResource(
+            s3=S3Resource(endpoint_url=s3_endpoint, region_name="us-east-1"),
+            raw_bucket=store.bucket, processed_bucket=store.processed, exports_bucket="e-b",
+        ),
+        "pseudonymization": PseudonymizationKeyResource(key="k" * 40),
+    }
+
+
+def test_the_count_check_passes_on_a_run_and_fails_on_a_removed_or_tampered_file_or_a_count_off(
+    loaded, store, s3_endpoint, pg_url  # noqa: F811
+):
+    import dagster as dg
+
+    from repazoo_assets.defs.events.assets import processed_events, processed_events_counts_match_raw
+    from repazoo_assets.lib.events.process import hour_manifest_key, verify_hour_counts
+
+    resources = _resources(store, s3_endpoint, pg_url)
+    run = dg.materialize([processed_events, processed_events_counts_match_raw], resources=resources,
+                         partition_key="2026-11-22-10:00")
+    check = run.get_asset_check_evaluations()[0]
+    assert check.passed, check.metadata["problems"].value
+    meta = check.metadata
+    assert meta["raw_events"].value == 60
+    assert meta["processed_rows"].value + sum(meta["dropped"].value.values()) == 60
+    assert meta["dropped"].value == {"no analytics consent": 4}
+
+    def problems():
+        return verify_hour_counts(loaded, store, store.bucket, store.processed, HOUR).problems
+
+    # A count off: the manifest's drops no longer add up.
+    manifest_key = hour_manifest_key(HOUR)
+    original_manifest = store.get(store.processed, manifest_key)
+    manifest = json.loads(original_manifest)
+    manifest["dropped"]["no analytics consent"] = 3
+    store.put(store.processed, manifest_key, json.dumps(manifest).encode())
+    assert problems() == ["raw 60 != processed 56 + dropped 3"]
+    store.put(store.processed, manifest_key, original_manifest)
+    assert problems() == []
+
+    # A tampered file: one row fewer (and so a different checksum).
+    key = processed_key("globex", HOUR)
+    original = store.get(store.processed, key)
+    table = pq.read_table(io.BytesIO(original))
+    sink = io.BytesIO()
+    pq.write_table(table.slice(1), sink)
+    store.put(store.processed, key, sink.getvalue())
+    assert problems() == [f"{key}: 17 rows, 18 recorded", "raw 60 != processed 55 + dropped 4"]
+    # Same row count, other content (the first row twice, the last one gone): the checksum catches it.
+    sink = io.BytesIO()
+    pq.write_table(table.take(pa.array([0] + list(range(17)))), sink, compression="zstd")
+    store.put(store.processed, key, sink.getvalue())
+    assert problems() == [f"{key}: altered (SHA-256 differs from the recorded one)"]
+
+    # A removed file: the asset check fails and names it.
+    store.put(store.processed, key, original)
+    store.delete(store.processed, processed_key("acme", HOUR))
+    job = dg.Definitions(
+        assets=[processed_events], asset_checks=[processed_events_counts_match_raw], resources=resources,
+    ).resolve_implicit_global_asset_job_def()
+    rerun = job.execute_in_process(partition_key="2026-11-22-10:00", asset_selection=[],
+                                   op_selection=["processed_events_processed_events_counts_match_raw"])
+    failed = rerun.get_asset_check_evaluations()[0]
+    assert not failed.passed
+    assert failed.metadata["problems"].value == [
+        f"2026-11-22 10:00 {processed_key('acme', HOUR)}: missing",
+        "2026-11-22 10:00 raw 60 != processed 36 + dropped 4",
+    ]
+
+
+def test_an_unprocessed_hour_with_raw_events_fails_the_count_and_an_empty_one_passes(loaded, store):  # noqa: F811
+    from repazoo_assets.lib.events.process import verify_hour_counts
+
+    assert verify_hour_counts(loaded, store, store.bucket, store.processed, HOUR).problems == [
+        "60 raw events but the hour was not processed"
+    ]
+    empty = verify_hour_counts(loaded, store, store.bucket, store.processed, HOUR + timedelta(hours=3))
+    assert (empty.raw_rows, empty.problems) == (0, [])
+
+
+def test_late_events_fail_the_count_until_the_hour_is_rerun(loaded, store):  # noqa: F811
+    from repazoo_assets.lib.events.process import verify_hour_counts
+
+    process_hour(loaded, store, store.bucket, store.processed, HOUR, KEY)
+    with loaded.begin() as conn:
+        insert(conn, [event(100, client="acme", created_at=HOUR + timedelta(minutes=30))])
+    export_all(loaded, store)
+    late = verify_hour_counts(loaded, store, store.bucket, store.processed, HOUR)
+    assert late.problems == ["raw 61 != processed 56 + dropped 4 (1 raw events arrived after the hour was processed: rerun it)"]
+    process_hour(loaded, store, store.bucket, store.processed, HOUR, KEY)
+    assert verify_hour_counts(loaded, store, store.bucket, store.processed, HOUR).problems == []
+
+
+def test_a_range_reads_each_raw_batch_once_and_matches_hour_by_hour(loaded, store):  # noqa: F811
+    from repazoo_assets.lib.events.process import process_hours
+
+    with loaded.begin() as conn:  # 90 more events over the next three hours: batches straddle hours
+        insert(conn, [event(200 + i, client=list(LEVELS)[i % 3], created_at=HOUR + timedelta(hours=1, minutes=2 * i))
+                      for i in range(90)])
+    export_all(loaded, store)
+    with loaded.connect() as conn:
+        batches = conn.execute(sa.select(sa.func.count()).select_from(t.raw_batches)).scalar()
+    reports = process_hours(loaded, store, store.bucket, store.processed, HOUR, HOUR + timedelta(hours=4), KEY)
+    assert [r.raw_rows for r in reports] == [60, 30, 30, 30]
+    assert sum(r.raw_reads for r in reports) == batches == 7  # 60 + 90 events in batches of ≤ 25, each read once
+    files = {k: store.get(store.processed, k) for r in reports for k in r.keys}
+    one_by_one = [process_hour(loaded, store, store.bucket, store.processed, HOUR + timedelta(hours=h), KEY)
+                  for h in range(4)]
+    assert sum(r.raw_reads for r in one_by_one) > batches  # hour by hour, straddling batches are read twice
+    assert [r.written for r in one_by_one] == [r.written for r in reports]
+    assert files == {k: store.get(store.processed, k) for r in one_by_one for k in r.keys}  # same bytes
+    assert all(r.redelivered == [] for r in one_by_one)
+
+
+def test_a_removed_clients_file_is_deleted_on_rerun_and_counted_as_dropped(loaded, store):  # noqa: F811
+    from repazoo_assets.lib.events.process import verify_hour_counts
+
+    process_hour(loaded, store, store.bucket, store.processed, HOUR, KEY)
+    with loaded.begin() as conn:
+        conn.execute(sa.update(t.clients).where(t.clients.c.id == "globex").values(deleted_at=HOUR))
+    report = process_hour(loaded, store, store.bucket, store.processed, HOUR, KEY)
+    assert report.removed == ["globex"] and report.dropped["client removed"] == 20
+    assert not store.exists(store.processed, processed_key("globex", HOUR))
+    assert verify_hour_counts(loaded, store, store.bucket, store.processed, HOUR).problems == []

@@ -43,6 +43,7 @@ def s3_client(
 class S3ObjectStore(ObjectStore):
     def __init__(self, client):
         self.client = client
+        self._presigner = None
 
     @property
     def _endpoint(self) -> str:
@@ -147,9 +148,25 @@ class S3ObjectStore(ObjectStore):
 
     def presigned_get_url(self, bucket: str, key: str, expires_in: timedelta | int) -> str:
         validate(bucket, key)
-        return self.client.generate_presigned_url(
+        return self._sigv4_client().generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds(expires_in)
         )
+
+    def _sigv4_client(self):
+        """A client that signs links with SigV4. boto3 may presign with the legacy SigV2, which
+        regions opened since 2014 refuse; the signature version is fixed when a client is made,
+        so this is a sibling client on the same endpoint and region, with the credentials of the
+        default chain (the same the platform's S3 resource uses: environment, profile or role)."""
+        if self._presigner is None:
+            meta = self.client.meta
+            if getattr(meta.config, "signature_version", None) == "s3v4":
+                self._presigner = self.client
+            else:
+                self._presigner = boto3.client(
+                    "s3", endpoint_url=meta.endpoint_url, region_name=meta.region_name,
+                    config=meta.config.merge(Config(signature_version="s3v4")),
+                )
+        return self._presigner
 
     def check(self) -> None:
         try:

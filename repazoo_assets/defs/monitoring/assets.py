@@ -8,6 +8,7 @@ from repazoo_assets.lib.health import (
     probe_database,
     probe_object_store,
     probe_rate_limit_storage,
+    rate_limit_storage,
     table_row_counts,
 )
 from repazoo_assets.lib.settings import current_env
@@ -20,7 +21,9 @@ from repazoo_assets.lib.settings import current_env
     description=(
         "Health of the platform's dependencies: the app database (reachable, schema migrated), "
         "the object store (write, read back, delete) and the rate-limit storage. Fails naming "
-        "each dependency that does not answer; row counts per app table in the metadata."
+        "each dependency that does not answer; row counts per app table in the metadata. The "
+        "`monitoring` job's checks (thresholds and the same probes, every 5 minutes) are attached "
+        "to this asset."
     ),
 )
 def platform_health(
@@ -33,7 +36,8 @@ def platform_health(
     probes = [
         probe_database(app_db.engine),
         probe_object_store(store, object_store.buckets.raw),
-        probe_rate_limit_storage(rate_limits.storage()),
+        # With socket timeouts: a Redis that does not answer fails the probe instead of hanging it.
+        probe_rate_limit_storage(rate_limit_storage(rate_limits.storage_uri, rate_limits.key_prefix)),
     ]
     for probe in probes:
         context.log.info(f"{probe.name}: {'ok' if probe.ok else 'FAILED'} in {probe.latency_ms} ms ({probe.detail})")

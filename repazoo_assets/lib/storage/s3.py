@@ -158,14 +158,13 @@ class S3ObjectStore(ObjectStore):
         so this is a sibling client on the same endpoint and region, with the credentials of the
         default chain (the same the platform's S3 resource uses: environment, profile or role)."""
         if self._presigner is None:
+            # (meta.config may already say "s3v4" while presigning still uses SigV2: only a
+            # version given explicitly when the client is made is used for links.)
             meta = self.client.meta
-            if getattr(meta.config, "signature_version", None) == "s3v4":
-                self._presigner = self.client
-            else:
-                self._presigner = boto3.client(
-                    "s3", endpoint_url=meta.endpoint_url, region_name=meta.region_name,
-                    config=meta.config.merge(Config(signature_version="s3v4")),
-                )
+            self._presigner = boto3.client(
+                "s3", endpoint_url=meta.endpoint_url, region_name=meta.region_name,
+                config=meta.config.merge(Config(signature_version="s3v4")),
+            )
         return self._presigner
 
     def check(self) -> None:

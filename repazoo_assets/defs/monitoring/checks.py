@@ -100,7 +100,8 @@ def monitoring_checks(
         if alert is not None:
             result = record_and_notify(app_db.engine, notifier, alert, now=now)
             status = f"new, Slack {result.slack.status}" if result.new else "already raised in this window"
-        context.log.info(f"{outcome.check_name}: {'passed' if outcome.passed else 'FAILED'} ({outcome.description})")
+        verdict = "passed" if outcome.passed else "FAILED"
+        context.log.info(f"{outcome.check_name}: {verdict} ({outcome.description})")
         yield dg.AssetCheckResult(
             check_name=outcome.check_name,
             asset_key=PLATFORM_HEALTH,

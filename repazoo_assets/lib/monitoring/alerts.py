@@ -93,7 +93,11 @@ def raise_alert(
     }
     if now is not None:
         row["created_at"] = now
-    stmt = _insert(conn).values(row).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(t.alerts.c.id)
+    stmt = (
+        _insert(conn).values(row)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(t.alerts.c.id)
+    )
     return conn.execute(stmt).first() is not None
 
 
@@ -135,7 +139,9 @@ class AlertNotifier:
         return result
 
 
-def record_and_notify(engine: Engine, notifier: AlertNotifier, alert: Alert, *, now: datetime | None = None) -> AlertResult:
+def record_and_notify(
+    engine: Engine, notifier: AlertNotifier, alert: Alert, *, now: datetime | None = None
+) -> AlertResult:
     """Record the alert and, if it is new, notify it. Never raises for a notification problem;
     a database that cannot record it still gets it notified."""
     now = now or datetime.now(UTC)

@@ -13,7 +13,12 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from repazoo_assets.lib.health import ProbeResult, probe_database, probe_object_store, probe_rate_limit_storage
+from repazoo_assets.lib.health import (
+    ProbeResult,
+    probe_database,
+    probe_object_store,
+    probe_rate_limit_storage,
+)
 from repazoo_assets.lib.monitoring.alerts import Alert
 from repazoo_assets.lib.monitoring.thresholds import (
     ERROR,
@@ -40,7 +45,9 @@ CHECK_NAMES = (
 )
 
 
-def _not_measured(check_name: str, exc: Exception, now: datetime, threshold: float | None, window: str) -> CheckOutcome:
+def _not_measured(
+    check_name: str, exc: Exception, now: datetime, threshold: float | None, window: str
+) -> CheckOutcome:
     return CheckOutcome(
         check_name=check_name, passed=False, severity=WARN, measured=False,
         description=f"not measured: {type(exc).__name__}", window_key=window_key(now, HEALTH_ALERT_EVERY),
@@ -56,7 +63,9 @@ def usage_outcomes(engine: Engine, now: datetime) -> list[CheckOutcome]:
                 outcomes.append(evaluate_usage(conn, threshold, now))
         except Exception as exc:
             outcomes.append(
-                _not_measured(threshold.check_name, exc, now, float(threshold.limit), describe(threshold.window))
+                _not_measured(
+                    threshold.check_name, exc, now, float(threshold.limit), describe(threshold.window)
+                )
             )
     return outcomes
 

@@ -15,7 +15,11 @@ RUN_FAILURE_CHECK = "run_failure"
 
 # Framework errors that only wrap the user code's error: the class worth reporting is the cause's.
 WRAPPER_CLASSES = frozenset(
-    {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError", "DagsterExecutionInterruptedError"}
+    {
+        "DagsterExecutionStepExecutionError",
+        "DagsterUserCodeExecutionError",
+        "DagsterExecutionInterruptedError",
+    }
 )
 
 

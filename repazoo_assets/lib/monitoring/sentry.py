@@ -53,7 +53,9 @@ class SentryReporter:
             shutdown_timeout=FLUSH_TIMEOUT,
         )
 
-    def _capture(self, message: str, level: str, tags: Mapping[str, Any], extra: Mapping[str, Any]) -> str | None:
+    def _capture(
+        self, message: str, level: str, tags: Mapping[str, Any], extra: Mapping[str, Any]
+    ) -> str | None:
         try:
             event = {
                 "message": message,

@@ -60,7 +60,9 @@ def make_breaker(
         try:
             storage = pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, client, namespace=namespace)
         except redis.RedisError as exc:
-            log.warning("circuit breaker: Redis unavailable (%s), keeping its state in memory", type(exc).__name__)
+            log.warning(
+                "circuit breaker: Redis unavailable (%s), keeping its state in memory", type(exc).__name__
+            )
     return pybreaker.CircuitBreaker(
         fail_max=fail_max, reset_timeout=reset_timeout, state_storage=storage, name=namespace
     )

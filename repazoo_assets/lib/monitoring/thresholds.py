@@ -170,7 +170,8 @@ def db_queries_outcome(previous: XactReading | None, current: XactReading, now: 
         or current.stats_reset != previous.stats_reset
     ):
         return CheckOutcome(
-            passed=True, measured=False, description="first reading taken: the rate is measured from the next run",
+            passed=True, measured=False,
+            description="first reading taken: the rate is measured from the next run",
             extra={"transactions_total": current.total}, **common,
         )
     per_window = (current.total - previous.total) * DB_QUERIES_WINDOW.total_seconds() / elapsed

@@ -19,7 +19,9 @@ def consent() -> None:
 @consent.command("revoke")
 @click.option("--user-id", required=True, help="The platform's id of the user.")
 @click.option("--reason", required=True, help="Why (e.g. 'user asked for deletion'); kept in the consent record.")
-@click.option("--source", default="cli", show_default=True, type=click.Choice(SOURCES), help="Where the request came from.")
+@click.option(
+    "--source", default="cli", show_default=True, type=click.Choice(SOURCES), help="Where the request came from."
+)
 def consent_revoke(user_id: str, reason: str, source: str) -> None:
     """Withdraw USER's consent: their token is revoked at once, nothing more is fetched or
     analysed, and the erasure sensor erases their data and removes their partition.
@@ -85,19 +87,20 @@ def demo_erasure(defs, instance, user_id: str) -> list[str]:
             consent_log.revoke_consent(conn, user_id=user_id, reason="demo: the user asked for deletion", source="cli")
     finally:
         engine.dispose()
-    if instance.has_dynamic_partition(users_partitions.name, user_id):
+    removed = instance.has_dynamic_partition(users_partitions.name, user_id)
+    if removed:
         instance.delete_dynamic_partition(users_partitions.name, user_id)
     run = defs.resolve_job_def("user_erasure_job").execute_in_process(
         instance=instance, run_config=erasure_run_config(user_id), raise_on_error=False
     )
     if not run.success:
-        return [f"erasure of {user_id}: FAILED (run {run.run_id})"]
+        return [f"\nerasure of {user_id}: FAILED (run {run.run_id})"]
     meta = run.get_asset_materialization_events()[0].step_materialization_data.materialization.metadata
     check = next(e.event_specific_data for e in run.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
-    rows = meta["rows_by_table"].value
+    rows = {table: count for table, count in meta["rows_by_table"].value.items() if count}
     return [
         f"\nerasure of {user_id} (consent revoked): {meta['dagster/row_count'].value} rows and "
-        f"{meta['objects_deleted'].value} objects deleted, partition removed",
-        "  " + ", ".join(f"{table} {count}" for table, count in rows.items() if count),
+        f"{meta['objects_deleted'].value} objects deleted" + (", partition removed" if removed else ""),
+        "  " + (", ".join(f"{table} {count}" for table, count in rows.items()) or "nothing left to erase"),
         f"  check {CHECK} on {ASSET}: {'passed' if check.passed else 'FAILED'}",
     ]

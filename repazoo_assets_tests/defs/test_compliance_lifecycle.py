@@ -62,7 +62,10 @@ def connect(env, who=USER, tweets=3):
         )
         conn.execute(sa.update(t.users).where(t.users.c.id == who.user_id).values(email=who.email))
         rows = [
-            SimpleNamespace(id=int(who.twitter_user_id) * 10 + i, text=f"hi {i}", created_at=NOW, lang="en", public_metrics={}, entities=None)
+            SimpleNamespace(
+                id=int(who.twitter_user_id) * 10 + i, text=f"hi {i}", created_at=NOW, lang="en", public_metrics={},
+                entities=None,
+            )
             for i in range(tweets)
         ]
         store.upsert_tweets(conn, who.user_id, rows, source="api")

@@ -150,7 +150,9 @@ def user_erasure_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase
         return dg.SensorResult(skip_reason="no consent revocations since the cursor")
     known = set(context.instance.get_dynamic_partitions(users_partitions.name))
     partitions = [u for u in to_erase if u in known]
-    context.log.info(f"{len(events)} revocations, {len(to_erase)} erasures requested, {len(partitions)} partitions removed")
+    context.log.info(
+        f"{len(events)} revocations, {len(to_erase)} erasures requested, {len(partitions)} partitions removed"
+    )
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(run_key=f"erasure:{user_id}:{event_id}", run_config=erasure_run_config(user_id))

@@ -131,7 +131,9 @@ def erasable(conn: Connection, user_id: str) -> bool:
     if event is not None:
         return event.action == consent_log.REVOKE
     token = conn.execute(
-        sa.select(t.oauth_tokens.c.revoked).where(t.oauth_tokens.c.user_id == user_id, t.oauth_tokens.c.revoked.is_(True))
+        sa.select(t.oauth_tokens.c.revoked).where(
+            t.oauth_tokens.c.user_id == user_id, t.oauth_tokens.c.revoked.is_(True)
+        )
     ).first()
     return token is not None
 

@@ -167,7 +167,8 @@ def _revoked_token_data(engine, *, dry_run, batch_size) -> int:
         (t.sanitized_tweets, t.sanitized_tweets.c.tweet_id),
         (t.tweets, t.tweets.c.id),
     ):
-        total += _delete(engine, table, key, table.c.user_id.in_(_revoked_users()), dry_run=dry_run, batch_size=batch_size)
+        where = table.c.user_id.in_(_revoked_users())
+        total += _delete(engine, table, key, where, dry_run=dry_run, batch_size=batch_size)
     return total
 
 

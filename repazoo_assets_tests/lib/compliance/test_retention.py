@@ -46,7 +46,10 @@ def user(env, user_id, *, tweets=(), fetched=NOW - DAY, created=NOW - 400 * DAY)
             refresh_token=None, expires_in=3600, tier="basic", now=created,
         )
         conn.execute(sa.update(t.users).where(t.users.c.id == user_id).values(created_at=created, last_fetched_at=fetched))
-        rows = [SimpleNamespace(id=i, text=f"t{i}", created_at=NOW - 200 * DAY, lang="en", public_metrics={}, entities=None) for i in tweets]
+        rows = [
+            SimpleNamespace(id=i, text=f"t{i}", created_at=NOW - 200 * DAY, lang="en", public_metrics={}, entities=None)
+            for i in tweets
+        ]
         store.upsert_tweets(conn, user_id, rows, source="api")
 
 

@@ -31,6 +31,9 @@ PRIVACY_LEVELS = ("standard", "gdpr", "hipaa")
 SYNC_FREQUENCIES = ("hourly", "daily", "weekly")
 DELIVERY_FORMATS = ("parquet", "jsonl")
 EXPORT_STATUSES = ("pending", "running", "ready", "failed", "expired")
+USER_REQUEST_KINDS = ("sync", "analyse")
+USER_REQUEST_STATUSES = ("pending", "launching", "launched", "done", "failed")
+USER_REQUEST_OPEN_STATUSES = ("pending", "launching", "launched")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -347,4 +350,29 @@ monitoring_state = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.JSON, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Work the web app asked for through the trigger client (repazoo_assets/client.py).
+user_requests = sa.Table(
+    "user_requests",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("source", sa.String(32), nullable=False, server_default="web"),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("requested_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("launched_at", Timestamp),
+    sa.Column("finished_at", Timestamp),
+    sa.CheckConstraint(_in("kind", USER_REQUEST_KINDS), name="kind"),
+    sa.CheckConstraint(_in("status", USER_REQUEST_STATUSES), name="status"),
+    # At most one open request per user and kind: a repeated request is the same request.
+    sa.Index(
+        "uq_user_requests_open", "user_id", "kind", unique=True,
+        postgresql_where=sa.text("status IN ('pending', 'launching', 'launched')"),
+        sqlite_where=sa.text("status IN ('pending', 'launching', 'launched')"),
+    ),
+    # The sensor's queue: pending and launched requests in order.
+    sa.Index(None, "status", "id"),
 )

@@ -212,6 +212,7 @@ def _demo_tokens(engine, settings: Settings, user_ids: list[str]) -> None:
     would for users who connected their account."""
     import sqlalchemy as sa
 
+    from repazoo_assets.lib.compliance import consent as consent_log
     from repazoo_assets.lib.db import tables as t
     from repazoo_assets.lib.db import twitter_store as store
 
@@ -221,6 +222,8 @@ def _demo_tokens(engine, settings: Settings, user_ids: list[str]) -> None:
         for user_id in user_ids:
             if user_id not in have:
                 store.store_tokens(conn, vault, user_id, f"demo-access-{user_id}", f"demo-refresh-{user_id}", 365 * 86400)
+                # A re-created demo user consents again (their last record may be an erasure's revoke).
+                consent_log.record_consent(conn, user_id=user_id, action=consent_log.GRANT, source="demo")
 
 
 def _materialize_everything(user_ids: list[str] = ()) -> None:
@@ -285,12 +288,50 @@ def _materialize_everything(user_ids: list[str] = ()) -> None:
             )
             if not run.success:
                 failed.append(run)
+        _demo_compliance(defs, instance, user_ids)
+    monitoring = _run_monitoring(defs, instance)
+    if monitoring is not None:
+        failed.append(monitoring)
     if failed:
         for run in failed:
             for event in run.all_events:
                 if event.is_step_failure:
                     click.echo(f"  step {event.step_key} failed: {event.step_failure_data.error.message.strip()}", err=True)
         raise ReportedError("demo: some assets failed to materialize (see above)")
+
+
+def _run_monitoring(defs, instance):
+    """Run the monitoring job once and print each check; returns the run if it failed."""
+    run = defs.resolve_job_def("monitoring").execute_in_process(instance=instance, raise_on_error=False)
+    click.echo("\nmonitoring checks (platform_health):")
+    for check in run.get_asset_check_evaluations():
+        meta = {k: v.value for k, v in check.metadata.items()}
+        status = "passed" if check.passed else f"FAILED ({check.severity.value})"
+        alert = meta.get("alert", "none")
+        click.echo(f"  {check.check_name:<26} {status:<16} {check.description}"
+                   + (f"  [alert: {alert}]" if alert != "none" else ""))
+    return None if run.success else run
+
+
+def _demo_compliance(defs, instance, user_ids: list[str]) -> None:
+    """A personal-data export for the first demo user, with its link; the last demo user
+    revokes consent and is erased."""
+    from repazoo_assets.commands.export import demo_export
+    from repazoo_assets.lib.db import create_engine
+
+    engine = create_engine(_settings().database_url)
+    try:
+        if demo_export(defs, instance, engine, user_ids[0]) is None:
+            raise ReportedError("demo: the data export failed (see above)")
+    finally:
+        engine.dispose()
+    from repazoo_assets.commands.consent import demo_erasure
+
+    lines = demo_erasure(defs, instance, user_ids[-1])
+    for line in lines:
+        click.echo(line)
+    if any("FAILED" in line for line in lines):
+        raise ReportedError("demo: the erasure failed (see above)")
 
 
 @main.command()
@@ -655,6 +696,15 @@ def audit_verify(batch_size: int) -> None:
     if not result.ok:
         raise ReportedError(result.describe())
     click.echo(result.describe())
+
+
+# Command groups kept in their own modules (repazoo_assets/commands/).
+from repazoo_assets.commands.export import export  # noqa: E402
+
+from repazoo_assets.commands.consent import consent  # noqa: E402
+
+main.add_command(export)
+main.add_command(consent)
 
 
 if __name__ == "__main__":  # pragma: no cover

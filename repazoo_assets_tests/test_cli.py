@@ -130,6 +130,10 @@ def test_demo_loads_data_materializes_and_is_idempotent(local_env):
     assert "3 users, 3 new clients, 300 events loaded; 3 tweet archives" in result.output
     assert "platform_health: materialized" in result.output
     assert len(list((local_env / "archives").glob("*/tweets.js"))) == 3
+    assert "ready, user-exports/" in result.output and "link valid until" in result.output
+    assert "(consent revoked):" in result.output and ", partition removed" in result.output
+    assert ": passed" in result.output.split("(consent revoked):")[1].splitlines()[2]
+    assert "monitoring checks (platform_health):" in result.output
 
     again = run("demo", "--users", "3", "--events", "300")
     assert again.exit_code == 0, again.output
@@ -147,7 +151,7 @@ def test_demo_loads_data_materializes_and_is_idempotent(local_env):
             .where(t.raw_batches.c.cleaned_at.is_not(None))
         ).scalar_one()
         assert exported == 300 and remaining + cleaned == 300
-        assert conn.execute(sa.select(sa.func.count()).select_from(t.subscriptions)).scalar_one() == 3
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.subscriptions)).scalar_one() == 2  # the demo erases one user
 
 
 def test_demo_refuses_production(local_env, monkeypatch):

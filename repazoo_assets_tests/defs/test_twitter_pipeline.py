@@ -389,7 +389,8 @@ def test_summary_charts_sentiment_per_day_from_the_stored_analyses_without_perso
     segments = sum(len(_classes(svg, label)) for label in ("positive", "neutral", "negative"))
     assert segments == sum(1 for r in table for label in ("positive", "neutral", "negative") if r[label])
     assert "2026-11-01" in chart and "2026-11-15" in chart
-    assert re.search(r"`[▁▂▃▄▅▆▇█·]{15}`", chart)  # the same series as a sparkline
+    lowest = min(table, key=lambda r: r["mean_score"])
+    assert f"60 analysed tweets, 2026-11-01 → 2026-11-15, per day. Lowest mean {lowest['mean_score']:+.2f}" in chart
 
     # Aggregates only: no text, no handle, no tweet id, no planted personal data.
     decoded = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)", chart).group(1)).decode()
@@ -445,29 +446,29 @@ def test_every_twitter_definition_says_what_it_is_and_who_owns_it():
         assert spec.description and spec.blocking
     assert users_sensor.description and users_sensor.owners == ["team:data-platform"]
     jobs = [v for v in vars(twitter_assets).values() if isinstance(v, type(twitter_assets.tweet_pipeline_job))]
-    assert {j.name for j in jobs} == {"tweet_pipeline", "reanalyse_user"}
+    assert {j.name for j in jobs} == {"tweet_pipeline"}
     for job in jobs:
-        assert job.description and "\n" not in job.description and job.owners == ["team:data-platform"]
+        assert job.description and "\n" not in job.description and job.tags == {"domain": "twitter"}
     sensors = [v for v in vars(twitter_sensors).values() if isinstance(v, dg.SensorDefinition)]
     assert sensors == [users_sensor]
 
 
-def test_operator_jobs_select_one_users_partition(env):
+def test_ingest_one_user_job_runs_one_partition_end_to_end(env):
     defs = dg.Definitions(
         assets=[tweets, sanitized_tweets, tweet_analyses, reputation_summary],
         asset_checks=[sanitized_tweets_pii_free],
-        jobs=[twitter_assets.tweet_pipeline_job, twitter_assets.reanalyse_user_job],
+        jobs=[twitter_assets.tweet_pipeline_job],
         resources=env.resources,
     )
-    ingest, reanalyse = defs.resolve_job_def("tweet_pipeline"), defs.resolve_job_def("reanalyse_user")
-    assert ingest.partitions_def == users_partitions == reanalyse.partitions_def
+    ingest = defs.resolve_job_def("tweet_pipeline")
+    assert ingest.partitions_def == users_partitions
     user_id, _, _ = connect(env, n_tweets=12)
-    assert ingest.execute_in_process(instance=env.instance, partition_key=user_id).success
-    env.twitter.clear_requests()
-    calls = len(env.claude.requests)
-    again = reanalyse.execute_in_process(instance=env.instance, partition_key=user_id)
-    assert again.success
-    assert {e.asset_key.to_user_string() for e in again.get_asset_materialization_events()} == {
-        "sanitized_tweets", "tweet_analyses", "reputation_summary"
+    other, _, _ = connect(env, n_tweets=3)
+    result = ingest.execute_in_process(instance=env.instance, partition_key=user_id)
+    assert result.success and result.dagster_run.tags["domain"] == "twitter"
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {
+        "tweets", "sanitized_tweets", "tweet_analyses", "reputation_summary"
     }
-    assert env.twitter.requests == [] and len(env.claude.requests) == calls  # nothing new to analyse
+    checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert [(c.check_name, c.passed) for c in checks] == [("sanitized_tweets_pii_free", True)]
+    assert count(env, t.analyses, user_id=user_id) == 12 and count(env, t.tweets, user_id=other) == 0

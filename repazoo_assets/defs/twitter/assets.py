@@ -42,8 +42,8 @@ ACTOR = "pipeline:twitter"
 NETWORK_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 OWNERS = ["team:data-platform"]
-# Owners of jobs and sensors are a beta parameter in Dagster 1.13; used deliberately, so the UI
-# names who to call, and its warning is silenced for that parameter only.
+# Owners of sensors are a beta parameter in Dagster 1.13; used deliberately, so the UI names who
+# to call, and its warning (given while this module loads) is silenced for that parameter only.
 warnings.filterwarnings("ignore", message="Parameter `owners` of", category=dg.BetaWarning)
 # Shown in the UI (Owner of checks, which take no `owners`; tag of the jobs and sensor runs).
 DOMAIN_TAGS = {"domain": "twitter"}
@@ -273,7 +273,7 @@ def _fetch_from_api(
 @dg.asset(
     group_name="twitter",
     partitions_def=users_partitions,
-    kinds={"python", "twitter", "sqlite", "postgres"},
+    kinds={"python", "twitter", "postgres"},
     owners=OWNERS,
     metadata={"dagster/column_schema": TWEETS_SCHEMA, "dagster/table_name": "tweets"},
     pool="twitter_api",
@@ -345,7 +345,7 @@ def tweets(
     group_name="twitter",
     partitions_def=users_partitions,
     deps=[tweets],
-    kinds={"python", "sqlite", "postgres"},
+    kinds={"python", "postgres"},
     owners=OWNERS,
     metadata={"dagster/column_schema": SANITIZED_TWEETS_SCHEMA, "dagster/table_name": "sanitized_tweets"},
     description=(
@@ -437,7 +437,7 @@ class AnalysisConfig(dg.Config):
     group_name="twitter",
     partitions_def=users_partitions,
     deps=[sanitized_tweets],
-    kinds={"python", "anthropic", "sqlite", "postgres"},
+    kinds={"python", "anthropic", "postgres"},
     owners=OWNERS,
     metadata={"dagster/column_schema": TWEET_ANALYSES_SCHEMA, "dagster/table_name": "analyses"},
     pool="anthropic_api",
@@ -568,7 +568,6 @@ def _analyse(analyser, inputs):
 
 # --- sentiment over time: plain functions (no Dagster), aggregates and dates only ------------------
 CHART_MAX_PERIODS = 60
-SPARK = "▁▂▃▄▅▆▇█"
 COLOURS = {"positive": "#2e9d5b", "neutral": "#a3acb9", "negative": "#d64545", "line": "#4f43dd"}
 
 
@@ -628,15 +627,6 @@ def sentiment_by_period(scored: Iterable[tuple[datetime, str, float]]) -> tuple[
         periods.append(Period(start, c["positive"], c["neutral"], c["negative"], float(c["score"])))
         start = _next_period(start, unit)
     return unit, periods[-CHART_MAX_PERIODS:]
-
-
-def sparkline(periods: list[Period]) -> str:
-    """Mean score per period as block characters (▁ = -1 … █ = +1), '·' where no tweet."""
-    out = []
-    for p in periods:
-        mean = p.mean_score
-        out.append("·" if mean is None else SPARK[min(7, int((mean + 1) / 2 * 8))])
-    return "".join(out)
 
 
 def sentiment_chart_svg(unit: str, periods: list[Period]) -> str:
@@ -708,15 +698,18 @@ def sentiment_chart_svg(unit: str, periods: list[Period]) -> str:
 
 
 def sentiment_chart_markdown(unit: str, periods: list[Period]) -> str:
-    """The chart as an embedded image (the UI renders `data:` images in Markdown metadata), with
-    the same series as a text sparkline for places that show Markdown as text."""
+    """The chart as an embedded image (the UI renders `data:` images in Markdown metadata) and a
+    caption that says the same in words."""
     if not periods:
         return "No analysed tweets yet."
     svg = base64.b64encode(sentiment_chart_svg(unit, periods).encode()).decode()
     first, last = periods[0].start.isoformat(), periods[-1].start.isoformat()
+    scored = [p for p in periods if p.tweets]
+    low, high = min(scored, key=lambda p: p.mean_score), max(scored, key=lambda p: p.mean_score)
     return (
         f"![Mean sentiment and analysed tweets per {unit}, {first} to {last}](data:image/svg+xml;base64,{svg})\n\n"
-        f"Mean sentiment per {unit}, {first} → {last} (▁ −1 … █ +1, · no tweet): `{sparkline(periods)}`"
+        f"{sum(p.tweets for p in periods)} analysed tweets, {first} → {last}, per {unit}. Lowest mean "
+        f"{low.mean_score:+.2f} ({low.start.isoformat()}), highest {high.mean_score:+.2f} ({high.start.isoformat()})."
     )
 
 
@@ -753,7 +746,7 @@ def _period_table(periods: list[Period]) -> dg.TableMetadataValue:
     group_name="twitter",
     partitions_def=users_partitions,
     deps=[tweet_analyses],
-    kinds={"python", "sqlite", "postgres"},
+    kinds={"python", "postgres"},
     owners=OWNERS,
     description=(
         "Per user: tweets by sentiment, average score, risk flags by month, and a chart of the "
@@ -802,17 +795,7 @@ tweet_pipeline_job = dg.define_asset_job(
     "tweet_pipeline",
     selection=dg.AssetSelection.assets(tweets, sanitized_tweets, tweet_analyses, reputation_summary),
     description="Ingest one user: fetch, sanitize, PII-check, analyse and summarize the user's tweets.",
-    owners=OWNERS,
-    tags=DOMAIN_TAGS,
-)
-
-reanalyse_user_job = dg.define_asset_job(
-    "reanalyse_user",
-    selection=dg.AssetSelection.assets(sanitized_tweets, tweet_analyses, reputation_summary),
-    description=(
-        "Re-sanitize, re-check and re-analyse one user's stored tweets without calling Twitter "
-        "(after a redactor or model change, or a quota reset)."
-    ),
-    owners=OWNERS,
+    # No `owners`: a beta parameter on jobs that warns whenever the job is built (the assets and
+    # the sensor name the owner); the domain tag lets the Runs page filter this pipeline's runs.
     tags=DOMAIN_TAGS,
 )

@@ -73,33 +73,52 @@ def apply_level(table: pa.Table, level: str, key: bytes) -> LevelResult:
         del result.dropped["no analytics consent"]
     hipaa = level == "hipaa"
     ip = pseudonymize_column(table.column("ip_address"), key)
-    agents = pa.array([browser_family(u) for u in table.column("user_agent").to_pylist()], pa.string())
-    urls = table.column("url").to_pylist()
-    urls = [None if u is None else (u.split("?", 1)[0].split("#", 1)[0] if hipaa else u) for u in urls]
-    urls = pa.array(_redact_nullable(urls), pa.string())
-    payloads = pa.array(
-        [_clean_payload(p, key, hipaa) for p in table.column("payload").to_pylist()], pa.string()
-    )
+    # User agents, URLs and payload strings repeat a lot in event data: each distinct value is
+    # handled once (and all strings of a table are redacted in one batch), then spread back.
+    agents = _per_distinct(table.column("user_agent"), lambda values: [browser_family(u) for u in values])
+    urls = _per_distinct(table.column("url"), lambda values: redact_many(
+        [u.split("?", 1)[0].split("#", 1)[0] for u in values] if hipaa else values
+    ))
+    payloads = pa.array(_clean_payloads(table.column("payload").to_pylist(), key, hipaa), pa.string())
     for name, column in (("ip_address", ip), ("user_agent", agents), ("url", urls), ("payload", payloads)):
         table = table.set_column(table.schema.get_field_index(name), name, column)
     result.table = table
     return result
 
 
-def _redact_nullable(values: list[str | None]) -> list[str | None]:
-    present = [v for v in values if v is not None]
-    redacted = iter(redact_many(present))
-    return [None if v is None else next(redacted) for v in values]
+def _per_distinct(column: pa.ChunkedArray, transform) -> pa.Array:
+    """`transform` (a list of non-null strings to a list of strings) applied once per distinct
+    value of `column`; nulls stay null."""
+    encoded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+    distinct = encoded.dictionary.to_pylist()
+    return pa.array(transform(distinct), pa.string()).take(encoded.indices)
 
 
-def _clean_payload(payload: str | None, key: bytes, hipaa: bool) -> str | None:
-    if payload is None:
-        return None
-    data = orjson.loads(payload)  # raw rows are validated JSON objects
-    return orjson.dumps(_clean(data, key, hipaa), option=orjson.OPT_SORT_KEYS).decode()
+def _clean_payloads(payloads: list[str | None], key: bytes, hipaa: bool) -> list[str | None]:
+    """Each payload with personal fields removed, user ids pseudonymized and the remaining strings
+    redacted; the strings of all payloads are redacted together, each distinct one once."""
+    pseudonyms: dict[str, str] = {}
+    strings: set[str] = set()
+    cleaned = [
+        None if p is None else _clean(orjson.loads(p), key, hipaa, strings, pseudonyms)  # validated JSON objects
+        for p in payloads
+    ]
+    distinct = list(strings)
+    changed = {s: r for s, r in zip(distinct, redact_many(distinct), strict=True) if r != s}
+    out = []
+    for data in cleaned:
+        if data is None:
+            out.append(None)
+            continue
+        if changed:
+            data = _replace(data, changed)
+        out.append(orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode())
+    return out
 
 
-def _clean(value: Any, key: bytes, hipaa: bool) -> Any:
+def _clean(value: Any, key: bytes, hipaa: bool, strings: set[str], pseudonyms: dict[str, str]) -> Any:
+    """Personal and (HIPAA) free-text fields removed, user ids pseudonymized; every other string
+    is collected into `strings` for redaction."""
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
@@ -107,12 +126,28 @@ def _clean(value: Any, key: bytes, hipaa: bool) -> Any:
             if name in PERSONAL_FIELDS or (hipaa and name in FREE_TEXT_FIELDS):
                 continue
             if k in USER_ID_FIELDS and v is not None:
-                out[k] = pseudonymize(str(v), key)
+                text = str(v)
+                if text not in pseudonyms:
+                    pseudonyms[text] = pseudonymize(text, key)
+                out[k] = pseudonyms[text]
             else:
-                out[k] = _clean(v, key, hipaa)
+                out[k] = _clean(v, key, hipaa, strings, pseudonyms)
         return out
     if isinstance(value, list):
-        return [_clean(v, key, hipaa) for v in value]
+        return [_clean(v, key, hipaa, strings, pseudonyms) for v in value]
     if isinstance(value, str):
-        return redact_many([value])[0]
+        strings.add(value)
+    return value
+
+
+def _replace(value: Any, redacted: dict[str, str]) -> Any:
+    """The strings `_clean` collected replaced by their redaction (pseudonyms left as they are)."""
+    if isinstance(value, dict):
+        return {
+            k: v if k in USER_ID_FIELDS and v is not None else _replace(v, redacted) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_replace(v, redacted) for v in value]
+    if isinstance(value, str):
+        return redacted.get(value, value)
     return value

@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -34,13 +35,15 @@ from sqlalchemy.engine import Engine
 
 from repazoo_assets.lib.db import tables as t
 from repazoo_assets.lib.events.export import DEFAULT_CHUNK_ROWS, SCHEMA, ExportError
-from repazoo_assets.lib.events.privacy_levels import apply_level
+from repazoo_assets.lib.events.privacy_levels import LEVELS, apply_level
 from repazoo_assets.lib.security import audit
 from repazoo_assets.lib.storage.base import ObjectNotFound, ObjectStore
 
 HOUR = timedelta(hours=1)
 # Raw rows kept decoded between the hours of one run: a few batches of the default size.
 DEFAULT_CACHE_ROWS = 4 * DEFAULT_CHUNK_ROWS
+# Client files of an hour written at once: object store round trips (and fsyncs) overlap.
+DEFAULT_WORKERS = 8
 
 
 @dataclass
@@ -132,7 +135,7 @@ def process_hour(
 
 def process_hours(
     engine: Engine, store: ObjectStore, raw_bucket: str, processed_bucket: str, start: datetime, end: datetime,
-    key: bytes, *, cache_rows: int = DEFAULT_CACHE_ROWS,
+    key: bytes, *, cache_rows: int = DEFAULT_CACHE_ROWS, workers: int = DEFAULT_WORKERS,
 ) -> list[HourReport]:
     """Process each hour of `[start, end)` (whole UTC hours), reading each raw batch once."""
     start, end = _utc(start), _utc(end)
@@ -145,9 +148,10 @@ def process_hours(
             ).all())
         reads = raw.reads
         events, batch_keys = raw.hour(hour)
-        report = _process_one(engine, store, processed_bucket, hour, events, clients, key)
+        previous = _read_manifest(store, processed_bucket, hour)
+        report = _process_one(engine, store, processed_bucket, hour, events, clients, key, previous, workers)
         report.raw_reads = raw.reads - reads
-        _write_manifest(engine, store, processed_bucket, report, batch_keys)
+        _write_manifest(store, processed_bucket, report, batch_keys, previous)
         reports.append(report)
         hour += HOUR
     return reports
@@ -167,42 +171,79 @@ def _by_client(events: pa.Table) -> list[tuple[str, pa.Table]]:
     return out
 
 
-def _previous_sha256(store: ObjectStore, bucket: str, key: str) -> str | None:
+def _read_manifest(store: ObjectStore, bucket: str, hour: datetime) -> dict | None:
     try:
-        return store.head(bucket, key).sha256
+        return json.loads(store.get(bucket, hour_manifest_key(hour)))
     except ObjectNotFound:
         return None
 
 
-def _process_one(engine, store, bucket, hour, events, clients, key) -> HourReport:
-    report = HourReport(hour, raw_rows=events.num_rows)
-    for client_id, mine in _by_client(events):
-        level = clients.get(client_id)
-        if level is None:
-            report.dropped["client removed"] += mine.num_rows
+def _delivered_clients(engine: Engine, hour: datetime) -> set[str]:
+    d = t.client_deliveries
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(d.c.client_id).where(d.c.window_start == hour)).scalars())
+
+
+def _write_client(store, bucket, hour, client_id, level, table) -> dict:
+    """One client-hour file (runs in a worker thread: encoding and the write release the GIL,
+    so the files of an hour overlap)."""
+    if pc.any(pc.not_equal(table.column("client_id"), client_id)).as_py():
+        raise ExportError(f"refusing to write: rows of another client in {client_id}'s output")
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    data = sink.getvalue()
+    object_key = processed_key(client_id, hour)
+    store.put(bucket, object_key, data, content_type="application/vnd.apache.parquet", encrypt=level == "hipaa")
+    return {"key": object_key, "rows": table.num_rows, "sha256": hashlib.sha256(data).hexdigest(), "level": level}
+
+
+def _apply_levels(events: pa.Table, clients: dict[str, str], key: bytes, report: HourReport):
+    """(client, level, rows) for every client with events this hour, each level applied once to
+    all its clients' events (the rules are per row; only the level depends on the client). A
+    client whose events were all dropped still gets its (empty) file."""
+    present = set(pc.unique(events.column("client_id")).to_pylist()) if events.num_rows else set()
+    removed = present - set(clients)
+    if removed:
+        gone = pc.is_in(events.column("client_id"), value_set=pa.array(sorted(removed), pa.string()))
+        report.dropped["client removed"] += pc.sum(pc.cast(gone, pa.int64())).as_py()
+    out = []
+    for level in LEVELS:
+        members = sorted(c for c in present if clients.get(c) == level)
+        if not members:
             continue
+        mine = events.filter(pc.is_in(events.column("client_id"), value_set=pa.array(members, pa.string())))
         result = apply_level(mine, level, key)
-        if pc.any(pc.not_equal(result.table.column("client_id"), client_id)).as_py():
-            raise ExportError(f"refusing to write: rows of another client in {client_id}'s output")
         report.dropped.update(result.dropped)
-        sink = io.BytesIO()
-        pq.write_table(result.table, sink, compression="zstd")
-        data = sink.getvalue()
-        object_key = processed_key(client_id, hour)
-        digest = hashlib.sha256(data).hexdigest()
-        previous = _previous_sha256(store, bucket, object_key)
-        store.put(bucket, object_key, data, content_type="application/vnd.apache.parquet", encrypt=level == "hipaa")
-        if previous is not None and previous != digest and _forget_delivery(engine, client_id, hour):
-            report.redelivered.append(client_id)
-        if level == "hipaa":
-            audit.append(
-                engine, actor="pipeline:events", action=audit.AuditAction.EXPORT, subject_type="client",
-                subject_id=client_id,
-                details={"object": object_key, "rows": result.table.num_rows, "encryption": "AES256"},
-            )
-        report.written[client_id] = result.table.num_rows
-        report.keys.append(object_key)
-        report.files[client_id] = {"key": object_key, "rows": result.table.num_rows, "sha256": digest, "level": level}
+        split = dict(_by_client(result.table))
+        out += [(c, level, split.get(c, result.table.slice(0, 0))) for c in members]
+    return sorted(out, key=lambda item: item[0])
+
+
+def _process_one(engine, store, bucket, hour, events, clients, key, previous, workers) -> HourReport:
+    report = HourReport(hour, raw_rows=events.num_rows)
+    mine = _apply_levels(events, clients, key, report)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="processed-events") as pool:
+        futures = [pool.submit(_write_client, store, bucket, hour, c, level, rows) for c, level, rows in mine]
+        entries = [f.result() for f in futures]
+    delivered = _delivered_clients(engine, hour)
+    for (client_id, _, _), entry in zip(mine, entries, strict=True):
+        report.written[client_id] = entry["rows"]
+        report.keys.append(entry["key"])
+        report.files[client_id] = entry
+        if client_id in delivered:  # changed since it was delivered? (late events)
+            # Without a manifest (an hour processed before manifests existed) it cannot be told:
+            # delivered again, to the same key.
+            before = previous["files"].get(client_id, {}).get("sha256") if previous else None
+            if before != entry["sha256"] and _forget_delivery(engine, client_id, hour):
+                report.redelivered.append(client_id)
+    hipaa = [(c, e) for c, e in report.files.items() if e["level"] == "hipaa"]
+    if hipaa:
+        with engine.begin() as conn:  # one transaction (and one hold of the chain lock) per hour
+            for client_id, entry in hipaa:
+                audit.append(
+                    conn, actor="pipeline:events", action=audit.AuditAction.EXPORT, subject_type="client",
+                    subject_id=client_id, details={"object": entry["key"], "rows": entry["rows"], "encryption": "AES256"},
+                )
     return report
 
 
@@ -214,13 +255,8 @@ def _forget_delivery(engine: Engine, client_id: str, hour: datetime) -> bool:
         return conn.execute(sa.delete(d).where(d.c.client_id == client_id, d.c.window_start == hour)).rowcount > 0
 
 
-def _write_manifest(engine, store: ObjectStore, bucket: str, report: HourReport, batch_keys: list[str]) -> None:
-    manifest_key = hour_manifest_key(report.hour)
-    try:
-        previous = json.loads(store.get(bucket, manifest_key))
-    except ObjectNotFound:
-        previous = {"files": {}}
-    for client_id, entry in previous.get("files", {}).items():
+def _write_manifest(store: ObjectStore, bucket: str, report: HourReport, batch_keys: list[str], previous) -> None:
+    for client_id, entry in (previous or {}).get("files", {}).items():
         if client_id not in report.files:  # no longer written (client removed): not left behind
             store.delete(bucket, entry["key"])
             report.removed.append(client_id)
@@ -232,7 +268,7 @@ def _write_manifest(engine, store: ObjectStore, bucket: str, report: HourReport,
         "dropped": dict(sorted(report.dropped.items())),
         "processed_at": datetime.now(UTC).isoformat(),
     }
-    store.put(bucket, manifest_key, json.dumps(manifest, indent=1, sort_keys=True).encode(),
+    store.put(bucket, hour_manifest_key(report.hour), json.dumps(manifest, indent=1, sort_keys=True).encode(),
               content_type="application/json")
 
 

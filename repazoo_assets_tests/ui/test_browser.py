@@ -203,7 +203,8 @@ def test_operator_materializes_one_user_and_reads_the_results(dagster_ui):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.set_default_timeout(90_000)  # a first page load compiles nothing, but CI may be busy
+            page.set_default_timeout(90_000)  # generous: a busy CI machine answers slowly
+            expect.set_options(timeout=90_000)
             # Dagster's one-time "join the community" dialog may cover any page: dismiss it.
             page.add_locator_handler(
                 page.get_by_text("Join the Dagster community"),

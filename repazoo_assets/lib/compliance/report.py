@@ -260,7 +260,9 @@ def _audit_details(conn: Connection, action: str, day: date) -> list[Any]:
     log = t.audit_log
     return list(
         conn.execute(
-            sa.select(log.c.details).where(log.c.action == action, _in_day(log.c.created_at, day)).order_by(log.c.id)
+            sa.select(log.c.details)
+            .where(log.c.action == action, _in_day(log.c.created_at, day))
+            .order_by(log.c.id)
         ).scalars()
     )
 

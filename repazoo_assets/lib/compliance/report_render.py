@@ -41,6 +41,10 @@ def duration(seconds: float | None) -> str:
     return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _md(name: str) -> str:
     """A kind, status or rule name as code: no Markdown inside it is interpreted."""
     return f"`{name.replace('`', '')}`"
@@ -67,13 +71,20 @@ def chart_bars(report: ComplianceDay) -> list[tuple[str, int, str]]:
     return bars
 
 
+def _label(left: float, y: float, text: str) -> str:
+    return f'<text x="{left - 6}" y="{y + 12}" text-anchor="end" fill="#374151">{escape(text)}</text>'
+
+
+def _value(end: float, y: float, text: str) -> str:
+    return f'<text x="{end + 4:.1f}" y="{y + 12}" fill="#111827">{escape(text)}</text>'
+
+
 def chart_svg(report: ComplianceDay) -> str:
     """Counts by category (horizontal bars, each labelled with its number) and, below, the
     exports' latency p50 / p95 / max."""
     bars = chart_bars(report)
-    latency = [
-        ("p50", report.exports.p50_seconds), ("p95", report.exports.p95_seconds), ("max", report.exports.max_seconds)
-    ]
+    x = report.exports
+    latency = [("p50", x.p50_seconds), ("p95", x.p95_seconds), ("max", x.max_seconds)]
     width, left, right, row = 640, 150, 80, 20
     top = 34
     counts_bottom = top + row * len(bars)
@@ -84,8 +95,8 @@ def chart_svg(report: ComplianceDay) -> str:
     slowest = max([v or 0.0 for _, v in latency] + [0.0]) or 1.0
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        'font-family="Helvetica, Arial, sans-serif" font-size="11">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="11">',
         f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
         f'<text x="{left}" y="16" font-size="13" font-weight="bold" fill="#1f2937">'
         f"Compliance, {escape(report.day.isoformat())} (UTC)</text>",
@@ -95,10 +106,13 @@ def chart_svg(report: ComplianceDay) -> str:
         y = top + i * row
         # Any non-zero count stays visible however large the others are.
         w = 0.0 if not n else max(2.0, n / most * span)
-        parts.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end" fill="#374151">{escape(label)}</text>')
+        parts.append(_label(left, y, label))
         if w:
-            parts.append(f'<rect class="count" x="{left}" y="{y + 2}" width="{w:.1f}" height="{row - 6}" fill="{colour}"/>')
-        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + 12}" fill="#111827">{n}</text>')
+            parts.append(
+                f'<rect class="count" x="{left}" y="{y + 2}" width="{w:.1f}" height="{row - 6}" '
+                f'fill="{colour}"/>'
+            )
+        parts.append(_value(left + w, y, str(n)))
     parts.append(
         f'<text x="{left}" y="{latency_top - 10}" font-weight="bold" fill="#1f2937">'
         f"Export latency, request to completion ({report.exports.served} served)</text>"
@@ -106,20 +120,21 @@ def chart_svg(report: ComplianceDay) -> str:
     for i, (label, seconds) in enumerate(latency):
         y = latency_top + i * row
         w = 0.0 if not seconds else max(2.0, seconds / slowest * span)
-        parts.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end" fill="#374151">{label}</text>')
+        parts.append(_label(left, y, label))
         if w:
             parts.append(
                 f'<rect class="latency" x="{left}" y="{y + 2}" width="{w:.1f}" height="{row - 6}" '
                 f'fill="{COLOURS["latency"]}" fill-opacity="{0.45 + 0.25 * i:.2f}"/>'
             )
-        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + 12}" fill="#111827">{escape(duration(seconds))}</text>')
+        parts.append(_value(left + w, y, duration(seconds)))
     parts.append("</svg>")
     return "".join(parts)
 
 
 def chart_markdown(report: ComplianceDay) -> str:
     svg = base64.b64encode(chart_svg(report).encode()).decode()
-    return f"![Compliance counts and export latency, {report.day.isoformat()} UTC](data:image/svg+xml;base64,{svg})"
+    alt = f"Compliance counts and export latency, {report.day.isoformat()} UTC"
+    return f"![{alt}](data:image/svg+xml;base64,{svg})"
 
 
 # --- Markdown -----------------------------------------------------------------------------------
@@ -127,6 +142,10 @@ def _table(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in r) + " |" for r in rows]
     return lines
+
+
+def _counts(header: tuple[str, str], counts: dict[str, int]) -> list[str]:
+    return _table(header, [(_md(name), n) for name, n in counts.items()])
 
 
 def _exports(report: ComplianceDay) -> list[str]:
@@ -138,7 +157,7 @@ def _exports(report: ComplianceDay) -> list[str]:
         "report was made."
     )
     if x.completed_by_status:
-        lines += ["", *_table(("status now", "completed"), [(_md(s), n) for s, n in x.completed_by_status.items()])]
+        lines += ["", *_counts(("status now", "completed"), x.completed_by_status)]
     lines += ["", "Latency, request to completion, of the exports served:", ""]
     lines += _table(
         ("p50", "p95", "max"), [(duration(x.p50_seconds), duration(x.p95_seconds), duration(x.max_seconds))]
@@ -151,9 +170,9 @@ def _erasures(report: ComplianceDay) -> list[str]:
     lines = ["## Erasures", "", f"**{e.entries}** erasures recorded in the audit log"]
     if e.entries:
         outcomes = ", ".join(f"{n} {o}" for o, n in e.by_outcome.items())
-        lines[-1] += f" ({outcomes}); {e.rows} rows and {e.objects} objects deleted."
+        lines[-1] += f" ({outcomes}); {_n(e.rows, 'row')} and {_n(e.objects, 'object')} deleted."
         if e.rows_by_table:
-            lines += ["", *_table(("table", "rows deleted"), [(_md(k), n) for k, n in e.rows_by_table.items()])]
+            lines += ["", *_counts(("table", "rows deleted"), e.rows_by_table)]
     else:
         lines[-1] += "."
     return lines
@@ -161,9 +180,12 @@ def _erasures(report: ComplianceDay) -> list[str]:
 
 def _retention(report: ComplianceDay) -> list[str]:
     r = report.retention
-    lines = ["## Retention deletions", "", f"**{r.deleted}** rows and objects deleted in {r.runs} retention runs."]
+    lines = [
+        "## Retention deletions", "",
+        f"**{r.deleted}** rows and objects deleted in {_n(r.runs, 'retention run')}.",
+    ]
     if r.runs:
-        lines += ["", *_table(("rule", "deleted"), [(_md(k), n) for k, n in r.by_rule.items()])]
+        lines += ["", *_counts(("rule", "deleted"), r.by_rule)]
     return lines
 
 
@@ -176,10 +198,12 @@ def _pii(report: ComplianceDay) -> list[str]:
         f"personal data redacted ({p.items} items).",
     ]
     if p.items_by_kind:
-        lines += ["", *_table(("kind", "items redacted"), [(_md(k), n) for k, n in p.items_by_kind.items()])]
+        lines += ["", *_counts(("kind", "items redacted"), p.items_by_kind)]
     lines.append("")
     if check is None:
-        lines.append("Evaluations of the `sanitized_tweets_pii_free` check: not available from this Dagster instance.")
+        lines.append(
+            "Evaluations of the `sanitized_tweets_pii_free` check: not available from this Dagster instance."
+        )
     else:
         lines.append(
             f"Evaluations of the blocking `sanitized_tweets_pii_free` check: {check.evaluations}, "
@@ -200,7 +224,7 @@ def _consent(report: ComplianceDay) -> list[str]:
     lines = ["## Consent changes", "", f"**{report.consent_changes}** consent changes recorded."]
     if report.consent_by_action:
         by_source = ", ".join(f"{_md(s)} {n}" for s, n in report.consent_by_source.items())
-        lines += ["", *_table(("action", "changes"), [(_md(a), n) for a, n in report.consent_by_action.items()])]
+        lines += ["", *_counts(("action", "changes"), report.consent_by_action)]
         lines += ["", f"By source: {by_source}."]
     return lines
 

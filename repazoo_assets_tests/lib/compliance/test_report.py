@@ -50,15 +50,21 @@ def env(pg_url, tmp_path):
 
 def add_user(conn, user_id, twitter_id, *, tweets=(), revoked=False):
     conn.execute(
-        sa.insert(t.users).values(id=user_id, twitter_user_id=twitter_id, handle=HANDLE + twitter_id, email=EMAIL)
+        sa.insert(t.users).values(
+            id=user_id, twitter_user_id=twitter_id, handle=HANDLE + twitter_id, email=EMAIL
+        )
     )
     if revoked:
         conn.execute(
-            sa.insert(t.oauth_tokens).values(user_id=user_id, access_token_encrypted="ciphertext", revoked=True)
+            sa.insert(t.oauth_tokens).values(
+                user_id=user_id, access_token_encrypted="ciphertext", revoked=True
+            )
         )
     for tweet_id in tweets:
         conn.execute(
-            sa.insert(t.tweets).values(id=tweet_id, user_id=user_id, text=f"mail me at {EMAIL}", tweeted_at=at(-48))
+            sa.insert(t.tweets).values(
+                id=tweet_id, user_id=user_id, text=f"mail me at {EMAIL}", tweeted_at=at(-48)
+            )
         )
 
 
@@ -113,15 +119,20 @@ def seed_erasures(env):
         key = f"user-exports/{USER_IDS[0]}/1.json"
         conn.execute(
             sa.insert(t.data_exports).values(
-                user_id=USER_IDS[0], status="ready", object_key=key, requested_at=at(-240), completed_at=at(-239)
+                user_id=USER_IDS[0], status="ready", object_key=key, requested_at=at(-240),
+                completed_at=at(-239),
             )
         )
         add_user(conn, USER_IDS[1], "9002", tweets=(201,))
     env.store.put(env.buckets.exports, key, json.dumps({"email": EMAIL}).encode())
     for user_id, when in ((USER_IDS[0], at(9)), (USER_IDS[0], at(9, 5)), (USER_IDS[1], NEXT)):
-        erasure.erase_user(engine, env.store, env.buckets, user_id, actor="pipeline:erasure", check_consent=False)
+        erasure.erase_user(
+            engine, env.store, env.buckets, user_id, actor="pipeline:erasure", check_consent=False
+        )
         move_last_audit_entry(engine, when)
-    erasure.erase_user(engine, env.store, env.buckets, USER_IDS[2], actor="pipeline:erasure", check_consent=False)
+    erasure.erase_user(
+        engine, env.store, env.buckets, USER_IDS[2], actor="pipeline:erasure", check_consent=False
+    )
     move_last_audit_entry(engine, BEFORE)
 
 
@@ -130,7 +141,9 @@ def seed_retention(env):
     entry on the day; one entry on the day after."""
     with env.engine.begin() as conn:
         add_user(conn, USER_IDS[3], "9004", tweets=(401, 402, 403), revoked=True)
-    result = retention.apply_retention(env.engine, env.store, env.buckets, now=at(3), actor="pipeline:retention")
+    result = retention.apply_retention(
+        env.engine, env.store, env.buckets, now=at(3), actor="pipeline:retention"
+    )
     assert result.counts["revoked_token_data"] == 3 and result.total == 3
     move_last_audit_entry(env.engine, at(3))
     for counts, when in (
@@ -195,8 +208,8 @@ def seed_consent(engine):
             ("usr-c4", "grant", "web", BEFORE),
         ):
             consent_log.record_consent(
-                conn, user_id=user_id, action=action, source=source, reason=f"asked by {EMAIL}", ip_address=IP,
-                user_agent="Mozilla/5.0", now=when,
+                conn, user_id=user_id, action=action, source=source, reason=f"asked by {EMAIL}",
+                ip_address=IP, user_agent="Mozilla/5.0", now=when,
             )
         # A source outside the known ones (here personal data) counts as `other`.
         conn.execute(
@@ -325,7 +338,8 @@ def test_markdown_and_chart(seeded):
     assert labels["PII check failures"] == "1"
     assert labels["consent changes"] == "4"
     assert labels["p95"] == "17 min 18 s"
-    assert len(root.findall(".//{http://www.w3.org/2000/svg}rect[@class='count']")) == 9  # every non-zero count
+    # A bar for every non-zero count.
+    assert len(root.findall(".//{http://www.w3.org/2000/svg}rect[@class='count']")) == 9
 
 
 def test_no_personal_data_anywhere(seeded):
@@ -365,7 +379,10 @@ def test_percentile(values, q, expected):
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "–"), (0.84, "0.8 s"), (42.4, "42 s"), (185, "3 min 05 s"), (7620, "2 h 07 min"), (100800, "1 d 4 h")],
+    [
+        (None, "–"), (0.84, "0.8 s"), (42.4, "42 s"), (185, "3 min 05 s"), (7620, "2 h 07 min"),
+        (100800, "1 d 4 h"),
+    ],
 )
 def test_duration(seconds, text):
     assert report_render.duration(seconds) == text

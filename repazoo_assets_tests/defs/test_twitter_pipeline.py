@@ -346,6 +346,39 @@ def test_users_sensor_registers_new_users_once(env):
     assert not second.run_requests  # already a partition: no second run
 
 
+def test_users_sensor_pages_through_a_bulk_import_and_catches_late_commits(env, monkeypatch):
+    from repazoo_assets.defs.twitter import sensors
+
+    monkeypatch.setattr(sensors, "PER_TICK", 50)
+    same_second = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
+    bulk = [f"bulk-{i:04d}" for i in range(120)]  # 120 users created in the same second
+    with env.engine.begin() as conn:
+        conn.execute(sa.insert(t.users), [
+            {"id": u, "twitter_user_id": f"8{i:05d}", "created_at": same_second} for i, u in enumerate(bulk)
+        ])
+    resources = {"app_db": env.resources["app_db"]}
+    registered, cursor = [], None
+    for _ in range(4):
+        with dg.build_sensor_context(instance=env.instance, cursor=cursor, resources=resources) as context:
+            result = users_sensor(context)
+        keys = [r.partition_key for r in result.run_requests]
+        assert len(keys) <= 50
+        if keys:
+            env.instance.add_dynamic_partitions("users", keys)
+        registered += keys
+        cursor = result.cursor
+    assert sorted(registered) == bulk  # every user once, in three ticks of at most 50
+
+    # A row whose transaction committed late, with a created_at behind the cursor, is still found.
+    with env.engine.begin() as conn:
+        conn.execute(sa.insert(t.users).values(
+            id="late-commit", twitter_user_id="899999", created_at=same_second - timedelta(minutes=2)
+        ))
+    with dg.build_sensor_context(instance=env.instance, cursor=cursor, resources=resources) as context:
+        late = users_sensor(context)
+    assert [r.partition_key for r in late.run_requests] == ["late-commit"]
+
+
 # --- operator metadata: chart, column schemas, descriptions -----------------------------------------
 def _svg_of(markdown: str) -> ET.Element:
     encoded = re.search(r"\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", markdown).group(1)

@@ -1,8 +1,11 @@
 """`users_sensor`: users the web app inserts straight into the database become partitions, each
 with a run of the tweet pipeline.
 
-Cheap per tick: one indexed query for users created since the cursor (with a small overlap, since
-rows are not committed in `created_at` order), set against the partitions that already exist.
+Bounded work per tick: one keyset page of at most PER_TICK users past the cursor (created_at, id),
+and an id-only look-back over the last OVERLAP before it for rows that committed late (rows are not
+committed in `created_at` order), both set against the partitions that already exist. The cursor
+always moves forward, so a bulk import of thousands of users in one second is registered 500 per
+tick instead of stalling on the first page.
 """
 
 from __future__ import annotations
@@ -32,19 +35,31 @@ PER_TICK = 500
     tags=twitter_assets.DOMAIN_TAGS,
 )
 def users_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
-    since = datetime.fromisoformat(context.cursor) - OVERLAP if context.cursor else None
-    with app_db.engine.connect() as conn:
-        rows = store.user_ids_created_since(conn, since, limit=PER_TICK)
-    if not rows:
-        return dg.SensorResult(skip_reason="no new users")
+    after = _parse_cursor(context.cursor)
     known = set(context.instance.get_dynamic_partitions(twitter_assets.users_partitions.name))
-    new = [user_id for user_id, _ in rows if user_id not in known]
-    cursor = max(created for _, created in rows).isoformat()
-    if len(rows) == PER_TICK and since is not None and cursor == context.cursor:
-        cursor = (datetime.fromisoformat(cursor) + timedelta(microseconds=1)).isoformat()
-    context.log.info(f"{len(rows)} users since the cursor, {len(new)} new partitions")
+    with app_db.engine.connect() as conn:
+        # Users whose rows committed after the cursor passed their created_at: ids only, bounded
+        # by the look-back window, set against the partitions that exist.
+        late = [] if after is None else [
+            u for u in store.user_ids_created_between(conn, after[0] - OVERLAP, after[0]) if u not in known
+        ][:PER_TICK]
+        page = store.users_after(conn, after, limit=PER_TICK - len(late)) if len(late) < PER_TICK else []
+    new = list(dict.fromkeys(late + [user_id for user_id, _ in page if user_id not in known]))
+    cursor = f"{page[-1][1].isoformat()}|{page[-1][0]}" if page else context.cursor
+    if not new:
+        return dg.SensorResult(skip_reason="no new users", cursor=cursor)
+    context.log.info(f"{len(page)} users past the cursor, {len(late)} late commits, {len(new)} new partitions")
     return dg.SensorResult(
         run_requests=[dg.RunRequest(partition_key=user_id, run_key=f"user-connected:{user_id}") for user_id in new],
-        dynamic_partitions_requests=[twitter_assets.users_partitions.build_add_request(new)] if new else [],
+        dynamic_partitions_requests=[twitter_assets.users_partitions.build_add_request(new)],
         cursor=cursor,
     )
+
+
+def _parse_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """`<created_at ISO>|<user id>`; a cursor of the earlier form (ISO time only) reads as that
+    time with the smallest id, so an upgrade neither skips nor repeats users."""
+    if not cursor:
+        return None
+    at, _, user_id = cursor.partition("|")
+    return datetime.fromisoformat(at), user_id

@@ -242,13 +242,27 @@ def list_users(conn: Connection) -> list[dict[str, Any]]:
     return out
 
 
-def user_ids_created_since(conn: Connection, since: datetime | None, limit: int = 1000) -> list[tuple[str, datetime]]:
-    """Live users created at or after `since`, oldest first: what the partition sensor reads."""
+def users_after(conn: Connection, after: tuple[datetime, str] | None, limit: int) -> list[tuple[str, datetime]]:
+    """Live users after the keyset position (created_at, id), oldest first: the partition
+    sensor's page. A keyset, not `created_at >= since`, so a page always moves forward even when
+    thousands of users share a few seconds of `created_at` (a bulk import)."""
     query = sa.select(t.users.c.id, t.users.c.created_at).where(t.users.c.deleted_at.is_(None))
-    if since is not None:
-        query = query.where(t.users.c.created_at >= since)
+    if after is not None:
+        at, user_id = after
+        query = query.where(
+            (t.users.c.created_at > at) | ((t.users.c.created_at == at) & (t.users.c.id > user_id))
+        )
     rows = conn.execute(query.order_by(t.users.c.created_at, t.users.c.id).limit(limit)).all()
     return [(row.id, _utc(row.created_at)) for row in rows]
+
+
+def user_ids_created_between(conn: Connection, start: datetime, end: datetime) -> list[str]:
+    """Ids of live users created in [start, end]: the sensor's look-back for rows that
+    committed after the cursor had passed their created_at."""
+    query = sa.select(t.users.c.id).where(
+        t.users.c.deleted_at.is_(None), t.users.c.created_at >= start, t.users.c.created_at <= end
+    )
+    return list(conn.execute(query).scalars())
 
 
 # --- tweets -----------------------------------------------------------------------------------

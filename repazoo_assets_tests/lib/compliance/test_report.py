@@ -386,3 +386,21 @@ def test_percentile(values, q, expected):
 )
 def test_duration(seconds, text):
     assert report_render.duration(seconds) == text
+
+
+def test_local_sqlite_database(tmp_path):
+    """The local default app database: naive UTC timestamps, the same day boundaries."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    upgrade(engine)
+    with engine.begin() as conn:
+        for requested, completed in ((at(1), at(1, 0, 45)), (at(-1), BEFORE), (at(23), NEXT)):
+            conn.execute(
+                sa.insert(t.data_exports).values(
+                    user_id="usr-local", status="ready", requested_at=requested, completed_at=completed
+                )
+            )
+    seed_alerts(engine)
+    day = report.gather(engine, DAY, now=GENERATED)
+    engine.dispose()
+    assert day.exports.latencies_seconds == (45.0,)
+    assert (day.exports.requested, day.alert_count) == (2, 5)

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from dagster._core.events import DagsterEvent, DagsterEventType
 
+from repazoo_assets.defs.compliance import report as report_defs
 from repazoo_assets.defs.compliance.report import (
     PII_CHECK_KEY,
     compliance_report,
@@ -125,6 +126,14 @@ def test_pii_check_evaluations_of_one_day(engine):
     assert pii_check_evaluations(instance, date(2026, 11, 19)).failed == 1
     assert pii_check_evaluations(instance, date(2026, 11, 21)).passed == 1
     assert pii_check_evaluations(instance, date(2026, 11, 12)).evaluations == 0
+
+
+def test_pii_check_evaluations_read_page_by_page(engine, monkeypatch):
+    instance = dg.DagsterInstance.ephemeral()
+    seed(engine, instance)
+    monkeypatch.setattr(report_defs, "CHECK_PAGE", 2)  # five evaluations: three pages
+    figures = pii_check_evaluations(instance, date(2026, 11, 20))
+    assert (figures.passed, figures.failed) == (2, 1)
 
 
 def test_schedule_runs_the_day_that_just_ended():

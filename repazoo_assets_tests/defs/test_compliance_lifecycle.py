@@ -149,9 +149,11 @@ def test_the_check_fails_when_an_object_is_left_behind(env):
     env.store.put(env.buckets.raw, f"legacy/{USER.twitter_user_id}.json", b"{}")
     revoke(env)
     run = dg.materialize(
-        [user_erasure], resources=env.resources, instance=env.instance,
+        [user_erasure], resources=env.resources, instance=env.instance, raise_on_error=False,
         run_config={"ops": {"user_erasure": {"config": {"user_id": USER.user_id}}}},
     )
+    # The check blocks: remnants fail the run, so the run-failure sensor alerts on it.
+    assert not run.success
     evaluation = check_of(run)
     assert not evaluation.passed
     assert evaluation.metadata["objects_remaining"].value == {env.buckets.raw: 1}

@@ -47,6 +47,8 @@ class ErasureConfig(dg.Config):
         dg.AssetCheckSpec(
             CHECK,
             asset=ASSET,
+            # Blocking: remnants fail the run, so the run-failure sensor raises an alert (Art. 33).
+            blocking=True,
             description=(
                 "After the erasure, no app table (but audit_log and consent_audit_log) holds the "
                 "user's internal id, Twitter id, handle or e-mail, and no object lies under the "

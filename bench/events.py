@@ -66,16 +66,17 @@ def generate(conn_url: str, schema: str, n: int, seed: int = 7) -> list[str]:
                 "insert into clients (id, name, privacy_level, sync_frequency, destination_bucket) values (%s, %s, %s, %s, %s)",
                 [(c, c, ("standard", "gdpr", "hipaa")[i % 3], "hourly", f"bucket-{i:03d}") for i, c in enumerate(clients)],
             )
-            chosen = rng.choices(clients, weights, k=n)
             with cur.copy(
                 "COPY events_log (client_id, event_type, ip_address, user_agent, url, payload, consent_analytics, "
                 "consent_marketing, created_at) FROM STDIN"
             ) as copy:
                 for i in range(n):
+                    if i % 100_000 == 0:  # drawn a block at a time: the generator's memory stays flat
+                        chosen = rng.choices(clients, weights, k=min(100_000, n - i))
                     payload = '{"bad"' if i % 100 == 99 else json.dumps({"n": i, "plan": "pro", "value": i % 97})
                     copy.write_row(
                         (
-                            chosen[i], rng.choice(types), f"203.0.{i % 250}.{i % 200}",
+                            chosen[i % 100_000], rng.choice(types), f"203.0.{i % 250}.{i % 200}",
                             "Mozilla/5.0 (X11; Linux x86_64) Firefox/125.0",
                             f"https://shop.example.com/p/{i % 5000}?utm_source=x&email=u{i % 1000}@example.com",
                             payload, i % 10 != 0, i % 3 == 0, f"2026-11-22 {i * 24 // n:02d}:{i % 60:02d}:00+00",

@@ -13,8 +13,10 @@ checked later against the objects themselves (`verify_hour_counts`). A rerun del
 of the previous manifest it no longer writes (a client removed since), and when a client file's
 content changes (late events) its delivery record is removed so the hour is delivered again.
 
-A range of hours reads each raw batch once: a batch is kept while later hours of the range still
-need it, within a row budget (past it the oldest is dropped and read again if needed).
+An hour is streamed one raw slice at a time (each slice's rows appended as row groups to the
+client files' writers), and a range of hours reads each raw batch once: a batch is kept while
+later hours of the range still need it, within a row budget (past it the oldest is dropped and
+read again if needed). Memory is bounded by the batch size, not by an hour's volume.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import io
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -57,6 +60,7 @@ class HourReport:
     redelivered: list[str] = field(default_factory=list)  # clients whose delivered hour changed
     removed: list[str] = field(default_factory=list)  # stale client files deleted
     raw_reads: int = 0  # raw objects fetched for this hour (0 when all came from the run's cache)
+    batch_keys: list[str] = field(default_factory=list)  # the raw batches the hour's events came from
 
 
 def processed_key(client_id: str, hour: datetime) -> str:
@@ -95,23 +99,19 @@ class RawBatches:
         self._cache: dict[str, pa.Table] = {}
         self.reads = 0
 
-    def hour(self, hour: datetime) -> tuple[pa.Table, list[str]]:
-        """The raw events of `hour` and the keys of the batches they came from."""
-        parts, keys = [], []
+    def hour(self, hour: datetime) -> Iterator[tuple[str, pa.Table]]:
+        """The raw events of `hour`, one (batch key, slice) at a time: memory stays at the cached
+        batches whatever the hour's volume. Batches later hours no longer need are released."""
         for key, sha256, first, last in self._batches:
             if first < hour + HOUR and last >= hour:
-                parts.append(_hour_slice(self._table(key, sha256), hour))
-                keys.append(key)
-        # Batches the later hours no longer need are released.
+                part = _hour_slice(self._table(key, sha256), hour)
+                if last < hour + HOUR:  # no later hour needs it: not kept while the slice is used
+                    self._cache.pop(key, None)
+                yield key, part
+                del part
         for key, _, _, last in self._batches:
             if last < hour + HOUR:
                 self._cache.pop(key, None)
-        schema = self._schema()
-        events = pa.concat_tables(parts).cast(schema) if parts else schema.empty_table()
-        return events, keys
-
-    def _schema(self) -> pa.Schema:
-        return pa.schema([SCHEMA.field(c) for c in self._columns]) if self._columns else SCHEMA
 
     def _table(self, key: str, sha256: str) -> pa.Table:
         if key in self._cache:
@@ -147,11 +147,10 @@ def process_hours(
                 sa.select(t.clients.c.id, t.clients.c.privacy_level).where(t.clients.c.deleted_at.is_(None))
             ).all())
         reads = raw.reads
-        events, batch_keys = raw.hour(hour)
         previous = _read_manifest(store, processed_bucket, hour)
-        report = _process_one(engine, store, processed_bucket, hour, events, clients, key, previous, workers)
+        report = _process_one(engine, store, processed_bucket, hour, raw.hour(hour), clients, key, previous, workers)
         report.raw_reads = raw.reads - reads
-        _write_manifest(store, processed_bucket, report, batch_keys, previous)
+        _write_manifest(store, processed_bucket, report, previous)
         reports.append(report)
         hour += HOUR
     return reports
@@ -184,17 +183,14 @@ def _delivered_clients(engine: Engine, hour: datetime) -> set[str]:
         return set(conn.execute(sa.select(d.c.client_id).where(d.c.window_start == hour)).scalars())
 
 
-def _write_client(store, bucket, hour, client_id, level, table) -> dict:
-    """One client-hour file (runs in a worker thread: encoding and the write release the GIL,
-    so the files of an hour overlap)."""
-    if pc.any(pc.not_equal(table.column("client_id"), client_id)).as_py():
-        raise ExportError(f"refusing to write: rows of another client in {client_id}'s output")
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+def _put_client(store, bucket, hour, client_id, level, sink: io.BytesIO, writer: pq.ParquetWriter, rows: int) -> dict:
+    """One client-hour file closed and written (in a worker thread: the writes of an hour's files
+    overlap)."""
+    writer.close()
     data = sink.getvalue()
     object_key = processed_key(client_id, hour)
     store.put(bucket, object_key, data, content_type="application/vnd.apache.parquet", encrypt=level == "hipaa")
-    return {"key": object_key, "rows": table.num_rows, "sha256": hashlib.sha256(data).hexdigest(), "level": level}
+    return {"key": object_key, "rows": rows, "sha256": hashlib.sha256(data).hexdigest(), "level": level}
 
 
 def _apply_levels(events: pa.Table, clients: dict[str, str], key: bytes, report: HourReport):
@@ -219,14 +215,31 @@ def _apply_levels(events: pa.Table, clients: dict[str, str], key: bytes, report:
     return sorted(out, key=lambda item: item[0])
 
 
-def _process_one(engine, store, bucket, hour, events, clients, key, previous, workers) -> HourReport:
-    report = HourReport(hour, raw_rows=events.num_rows)
-    mine = _apply_levels(events, clients, key, report)
+def _process_one(engine, store, bucket, hour, parts, clients, key, previous, workers) -> HourReport:
+    """The hour streamed a raw slice at a time: each slice's levels applied, its rows appended
+    (as row groups) to each client's Parquet writer; the files are closed and written at the end."""
+    report = HourReport(hour)
+    files: dict[str, list] = {}  # client -> [level, sink, writer, rows]
+    batch_keys = []
+    for batch_key, part in parts:
+        batch_keys.append(batch_key)
+        report.raw_rows += part.num_rows
+        for client_id, level, rows in _apply_levels(part, clients, key, report):
+            if pc.any(pc.not_equal(rows.column("client_id"), client_id)).as_py():
+                raise ExportError(f"refusing to write: rows of another client in {client_id}'s output")
+            if client_id not in files:
+                sink = io.BytesIO()
+                files[client_id] = [level, sink, pq.ParquetWriter(sink, SCHEMA, compression="zstd"), 0]
+            if rows.num_rows:
+                files[client_id][2].write_table(rows.cast(SCHEMA))
+                files[client_id][3] += rows.num_rows
+    report.batch_keys = batch_keys
+    mine = sorted(files.items())
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="processed-events") as pool:
-        futures = [pool.submit(_write_client, store, bucket, hour, c, level, rows) for c, level, rows in mine]
+        futures = [pool.submit(_put_client, store, bucket, hour, c, *entry) for c, entry in mine]
         entries = [f.result() for f in futures]
     delivered = _delivered_clients(engine, hour)
-    for (client_id, _, _), entry in zip(mine, entries, strict=True):
+    for (client_id, _), entry in zip(mine, entries, strict=True):
         report.written[client_id] = entry["rows"]
         report.keys.append(entry["key"])
         report.files[client_id] = entry
@@ -255,7 +268,7 @@ def _forget_delivery(engine: Engine, client_id: str, hour: datetime) -> bool:
         return conn.execute(sa.delete(d).where(d.c.client_id == client_id, d.c.window_start == hour)).rowcount > 0
 
 
-def _write_manifest(store: ObjectStore, bucket: str, report: HourReport, batch_keys: list[str], previous) -> None:
+def _write_manifest(store: ObjectStore, bucket: str, report: HourReport, previous) -> None:
     for client_id, entry in (previous or {}).get("files", {}).items():
         if client_id not in report.files:  # no longer written (client removed): not left behind
             store.delete(bucket, entry["key"])
@@ -263,7 +276,7 @@ def _write_manifest(store: ObjectStore, bucket: str, report: HourReport, batch_k
     manifest = {
         "hour": report.hour.isoformat(),
         "raw_rows": report.raw_rows,
-        "raw_batches": batch_keys,
+        "raw_batches": report.batch_keys,
         "files": report.files,
         "dropped": dict(sorted(report.dropped.items())),
         "processed_at": datetime.now(UTC).isoformat(),
@@ -292,8 +305,8 @@ def verify_hour_counts(
     client file from the file itself, and the drops from the hour's manifest."""
     hour = _utc(hour)
     result = HourCounts(hour)
-    events, _ = RawBatches(engine, store, raw_bucket, hour, hour + HOUR, columns=["created_at"]).hour(hour)
-    result.raw_rows = events.num_rows
+    raw = RawBatches(engine, store, raw_bucket, hour, hour + HOUR, columns=["created_at"])
+    result.raw_rows = sum(part.num_rows for _, part in raw.hour(hour))
     try:
         manifest = json.loads(store.get(processed_bucket, hour_manifest_key(hour)))
     except ObjectNotFound:

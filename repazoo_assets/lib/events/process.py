@@ -104,7 +104,10 @@ class RawBatches:
         batches whatever the hour's volume. Batches later hours no longer need are released."""
         for key, sha256, first, last in self._batches:
             if first < hour + HOUR and last >= hour:
-                part = _hour_slice(self._table(key, sha256), hour)
+                table = self._table(key, sha256)
+                inside = first >= hour and last < hour + HOUR
+                part = table if inside else _hour_slice(table, hour)  # a batch within the hour: no copy
+                del table
                 if last < hour + HOUR:  # no later hour needs it: not kept while the slice is used
                     self._cache.pop(key, None)
                 yield key, part

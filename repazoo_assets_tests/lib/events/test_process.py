@@ -302,3 +302,18 @@ def test_a_removed_clients_file_is_deleted_on_rerun_and_counted_as_dropped(loade
     assert report.removed == ["globex"] and report.dropped["client removed"] == 20
     assert not store.exists(store.processed, processed_key("globex", HOUR))
     assert verify_hour_counts(loaded, store, store.bucket, store.processed, HOUR).problems == []
+
+
+def test_a_client_whose_events_are_all_dropped_still_gets_its_empty_file(loaded, store):  # noqa: F811
+    from repazoo_assets.lib.events.process import verify_hour_counts
+
+    with loaded.begin() as conn:
+        conn.execute(sa.insert(t.clients).values(id="hooli", name="hooli", privacy_level="gdpr", sync_frequency="hourly",
+                                                 destination_bucket="b-hooli"))
+        insert(conn, [event(300 + i, client="hooli", consent_analytics=False, created_at=HOUR + timedelta(minutes=i))
+                      for i in range(3)])
+    export_all(loaded, store)
+    report = process_hour(loaded, store, store.bucket, store.processed, HOUR, KEY)
+    assert report.written["hooli"] == 0 and report.dropped["no analytics consent"] == 4 + 3
+    assert read(store, processed_key("hooli", HOUR)) == []
+    assert verify_hour_counts(loaded, store, store.bucket, store.processed, HOUR).problems == []

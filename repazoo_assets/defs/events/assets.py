@@ -75,7 +75,10 @@ def raw_events(
     )
 
 
-@dg.asset_check(asset=raw_events, description="Each recent raw batch holds exactly the source rows of its id range.")
+# Checks here block: a failure fails the run, which the run-failure sensor turns into an alert.
+@dg.asset_check(
+    asset=raw_events, blocking=True, description="Each recent raw batch holds exactly the source rows of its id range."
+)
 def raw_batches_match_source(app_db: AppDatabase) -> dg.AssetCheckResult:
     b, w, e = t.raw_batches, t.raw_export_windows, t.events_log
     postgres = app_db.engine.dialect.name == "postgresql"
@@ -100,7 +103,10 @@ def raw_batches_match_source(app_db: AppDatabase) -> dg.AssetCheckResult:
     )
 
 
-raw_events_job = dg.define_asset_job("raw_events_export", selection=[raw_events])
+raw_events_job = dg.define_asset_job(
+    "raw_events_export", selection=[raw_events],
+    description="Export every committed, not yet exported event to the raw bucket (runs every minute).",
+)
 
 raw_events_every_minute = dg.ScheduleDefinition(
     job=raw_events_job,
@@ -155,7 +161,10 @@ def events_cleanup(
     )
 
 
-events_cleanup_job = dg.define_asset_job("cleanup_exported_events", selection=[events_cleanup])
+events_cleanup_job = dg.define_asset_job(
+    "cleanup_exported_events", selection=[events_cleanup],
+    description="Delete exported events from events_log behind a verified raw object (every 15 minutes).",
+)
 
 events_cleanup_every_15_minutes = dg.ScheduleDefinition(
     job=events_cleanup_job,
@@ -233,7 +242,10 @@ def processed_events(
     )
 
 
-processed_events_job = dg.define_asset_job("process_events_hourly", selection=[processed_events])
+processed_events_job = dg.define_asset_job(
+    "process_events_hourly", selection=[processed_events],
+    description="Backfill hours: split each hour per client under its privacy level (a range runs as one run).",
+)
 
 # At :10, the hour that just ended (the raw export runs every minute; events committed later
 # are picked up by re-running the hour, which the count check below flags).
@@ -328,7 +340,10 @@ def client_exports(
     )
 
 
-client_exports_job = dg.define_asset_job("deliver_to_clients", selection=[client_exports])
+client_exports_job = dg.define_asset_job(
+    "deliver_to_clients", selection=[client_exports],
+    description="Deliver each due client's undelivered processed hours to the client's own bucket.",
+)
 
 
 @dg.schedule(
@@ -368,6 +383,7 @@ def client_exports_schedule(context: dg.ScheduleEvaluationContext, app_db: AppDa
 @dg.asset_check(
     asset=processed_events,
     partitions_def=hourly,
+    blocking=True,
     description="No raw IP address or e-mail address in any GDPR or HIPAA client file of the hour (scan).",
 )
 def processed_events_no_raw_identifiers(
@@ -411,6 +427,7 @@ def processed_events_no_raw_identifiers(
 @dg.asset_check(
     asset=processed_events,
     partitions_def=hourly,
+    blocking=True,
     description=(
         "Per hour: the raw events counted from the raw objects equal the rows of the client files "
         "(counted from the files) plus the rows dropped, by reason, recorded in the hour's manifest; "

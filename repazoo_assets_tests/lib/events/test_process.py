@@ -167,8 +167,9 @@ def test_the_privacy_scan_check_passes_on_processed_output_and_fails_on_raw_iden
     raw = store.get(store.bucket, next(k for k in store.list_keys(store.bucket, "events/") if k.endswith(".parquet")))
     store.put(store.processed, processed_key("globex", empty_hour), raw)
     rerun = dg.materialize([processed_events, processed_events_no_raw_identifiers], resources=resources,
-                           partition_key=f"{empty_hour:%Y-%m-%d-%H:%M}")
+                           partition_key=f"{empty_hour:%Y-%m-%d-%H:%M}", raise_on_error=False)
     failed = rerun.get_asset_check_evaluations()[0]
+    assert not rerun.success  # blocking: the run fails, and the run-failure sensor alerts
     assert not failed.passed and failed.metadata["dirty"].value[0].startswith(processed_key("globex", empty_hour))
 
 
@@ -239,9 +240,10 @@ def test_the_count_check_passes_on_a_run_and_fails_on_a_removed_or_tampered_file
         assets=[processed_events], asset_checks=[processed_events_counts_match_raw], resources=resources,
     ).resolve_implicit_global_asset_job_def()
     rerun = job.execute_in_process(partition_key="2026-11-22-10:00", asset_selection=[],
-                                   op_selection=["processed_events_processed_events_counts_match_raw"])
+                                   op_selection=["processed_events_processed_events_counts_match_raw"],
+                                   raise_on_error=False)
     failed = rerun.get_asset_check_evaluations()[0]
-    assert not failed.passed
+    assert not rerun.success and not failed.passed
     assert failed.metadata["problems"].value == [
         f"2026-11-22 10:00 {processed_key('acme', HOUR)}: missing",
         "2026-11-22 10:00 raw 60 != processed 36 + dropped 4",

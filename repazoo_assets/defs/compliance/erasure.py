@@ -41,6 +41,8 @@ class ErasureConfig(dg.Config):
 @dg.asset(
     name=ASSET,
     group_name="compliance",
+    # Idempotent (a re-run finds nothing more to delete), so object-store hiccups are retried.
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
     kinds={"python", "s3"},
     owners=["team:data-platform"],
     check_specs=[

@@ -41,6 +41,8 @@ def _clock(value: str | None) -> datetime:
 @dg.asset(
     name=ASSET,
     group_name="compliance",
+    # Idempotent (a re-run finds nothing more to delete), so object-store hiccups are retried.
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
     kinds={"python"},
     owners=["team:data-platform"],
     description=(

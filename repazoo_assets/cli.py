@@ -14,28 +14,10 @@ from pathlib import Path
 
 import click
 
-from repazoo_assets.lib.settings import Settings, SettingsError, load_settings
+from repazoo_assets.lib.settings import Settings, load_settings
 
-EXIT_CONFIG = 2
-
-
-class ReportedError(click.ClickException):
-    exit_code = EXIT_CONFIG
-
-    def show(self, file=None) -> None:
-        click.echo(f"repazoo: error: {self.message}", err=True)
-
-
-class _Group(click.Group):
-    """Turns known, operator-fixable errors into one clear line."""
-
-    def invoke(self, ctx: click.Context):
-        from repazoo_assets.lib.storage import ObjectStoreError
-
-        try:
-            return super().invoke(ctx)
-        except (SettingsError, ObjectStoreError) as exc:
-            raise ReportedError(str(exc)) from None
+from repazoo_assets.commands import EXIT_CONFIG, ReportedError  # noqa: F401 (re-exported)
+from repazoo_assets.commands import OperatorGroup as _Group
 
 
 def _settings() -> Settings:

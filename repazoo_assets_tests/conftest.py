@@ -56,6 +56,27 @@ def pg_url(pg_schema_factory: Callable[[], str]) -> str:
     return pg_schema_factory()
 
 
+@pytest.fixture
+def engine(pg_url: str):
+    """An engine on the real PostgreSQL, in a schema of this test's own, migrated to the head."""
+    from repazoo_assets.lib.db import create_engine, upgrade
+
+    eng = create_engine(pg_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def vault():
+    """A token vault with a fresh Fernet key."""
+    from cryptography.fernet import Fernet
+
+    from repazoo_assets.lib.security.vault import TokenVault
+
+    return TokenVault.from_keys(Fernet.generate_key().decode())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

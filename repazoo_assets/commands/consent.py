@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import click
 
+from repazoo_assets.commands import OperatorGroup
+
 SOURCES = ("cli", "support", "web")
 
 
-@click.group()
+@click.group(cls=OperatorGroup)
 def consent() -> None:
     """Users' consent: withdraw it (the user's data is then erased) and show its record."""
 
@@ -28,7 +30,8 @@ def consent_revoke(user_id: str, reason: str, source: str) -> None:
 
     Running it again records nothing and says so.
     """
-    from repazoo_assets.cli import ReportedError, _settings, _up_to_date_engine
+    from repazoo_assets.cli import _settings, _up_to_date_engine
+    from repazoo_assets.commands import ReportedError
     from repazoo_assets.lib.compliance import consent as consent_log
     from repazoo_assets.lib.security import audit as audit_log
 
@@ -52,7 +55,8 @@ def consent_revoke(user_id: str, reason: str, source: str) -> None:
 @click.option("--user-id", required=True, help="The platform's id of the user.")
 def consent_status(user_id: str) -> None:
     """Show USER's consent state and every recorded change (never IP addresses or tokens)."""
-    from repazoo_assets.cli import ReportedError, _settings, _up_to_date_engine
+    from repazoo_assets.cli import _settings, _up_to_date_engine
+    from repazoo_assets.commands import ReportedError
     from repazoo_assets.lib.compliance import consent as consent_log
     from repazoo_assets.lib.db import twitter_store as store
 

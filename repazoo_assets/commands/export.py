@@ -13,22 +13,10 @@ from datetime import datetime
 
 import click
 
-
-class _Group(click.Group):
-    """The `repazoo` command's handling of operator-fixable errors: one line, exit status 2."""
-
-    def invoke(self, ctx: click.Context):
-        from repazoo_assets.cli import ReportedError
-        from repazoo_assets.lib.settings import SettingsError
-        from repazoo_assets.lib.storage import ObjectStoreError
-
-        try:
-            return super().invoke(ctx)
-        except (SettingsError, ObjectStoreError) as exc:
-            raise ReportedError(str(exc)) from None
+from repazoo_assets.commands import OperatorGroup
 
 
-@click.group(cls=_Group)
+@click.group(cls=OperatorGroup)
 def export() -> None:
     """Personal-data exports requested by users: one JSON document and a 24-hour download link."""
 
@@ -52,7 +40,7 @@ def export_request(user_id: str) -> None:
     """
     import sqlalchemy as sa
 
-    from repazoo_assets.cli import ReportedError
+    from repazoo_assets.commands import ReportedError
     from repazoo_assets.lib.compliance.export import request_export
     from repazoo_assets.lib.db import tables as t
 

@@ -8,7 +8,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from cryptography.fernet import Fernet
 from dagster_aws.s3 import S3Resource
 
 from repazoo_assets.commands.export import demo_export, export
@@ -23,26 +22,12 @@ from repazoo_assets.defs.resources import AppDatabase, LocalObjectStoreResource,
 from repazoo_assets.lib.compliance import export as ex
 from repazoo_assets.lib.db import create_engine, upgrade
 from repazoo_assets.lib.db import tables as t
-from repazoo_assets.lib.security.vault import TokenVault
 from repazoo_assets.lib.settings import PRODUCTION_REQUIRED
 from repazoo_assets.lib.storage import LocalObjectStore
 from repazoo_assets_tests.lib.compliance.test_export import seed_user
 
 BUCKETS = {"raw_bucket": "repazoo-raw", "processed_bucket": "repazoo-processed", "exports_bucket": "repazoo-exports"}
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def engine(pg_url):
-    engine = create_engine(pg_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def vault():
-    return TokenVault.from_keys(Fernet.generate_key().decode())
 
 
 def insert_requests(engine, user_ids) -> list[int]:

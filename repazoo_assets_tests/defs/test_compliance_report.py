@@ -21,21 +21,12 @@ from repazoo_assets.defs.compliance.report import (
     pii_check_evaluations,
 )
 from repazoo_assets.defs.resources import AppDatabase
-from repazoo_assets.lib.db import create_engine, upgrade
 from repazoo_assets.lib.db import tables as t
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
 NEXT = START + timedelta(days=1)
 EMAIL = "omar.k@example.com"
 USER_ID = "usr-omar-5512"
-
-
-@pytest.fixture
-def engine(pg_url):
-    engine = create_engine(pg_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def check_evaluation(instance: dg.DagsterInstance, passed: bool, when: datetime, partition: str) -> None:

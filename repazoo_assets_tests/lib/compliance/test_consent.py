@@ -6,30 +6,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from cryptography.fernet import Fernet
 
 from repazoo_assets.commands.consent import consent
 from repazoo_assets.lib.compliance import consent as consent_log
 from repazoo_assets.lib.db import create_engine, upgrade
 from repazoo_assets.lib.db import tables as t
 from repazoo_assets.lib.db import twitter_store as store
-from repazoo_assets.lib.security.vault import TokenVault
 from repazoo_assets.lib.settings import PRODUCTION_REQUIRED
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(pg_url):
-    eng = create_engine(pg_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def vault():
-    return TokenVault.from_keys(Fernet.generate_key().decode())
 
 
 def connect(conn, vault, user_id="u1", now=NOW, **kw):

@@ -13,7 +13,6 @@ from cryptography.fernet import Fernet
 
 from repazoo_assets.lib.compliance import consent as consent_log
 from repazoo_assets.lib.compliance import erasure
-from repazoo_assets.lib.db import create_engine, upgrade
 from repazoo_assets.lib.db import tables as t
 from repazoo_assets.lib.db import twitter_store as store
 from repazoo_assets.lib.security import audit
@@ -25,14 +24,6 @@ from repazoo_assets.lib.storage.s3 import s3_client
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TARGET = SimpleNamespace(user_id="usr-target", twitter_user_id="98765432", handle="Jane_Erased", email="jane.erased@example.org")
 BYSTANDER = SimpleNamespace(user_id="usr-other", twitter_user_id="11223344", handle="bob_stays", email="bob@example.net")
-
-
-@pytest.fixture
-def engine(pg_url):
-    eng = create_engine(pg_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 
 from repazoo_assets.lib.compliance import export as ex
-from repazoo_assets.lib.db import create_engine, upgrade
 from repazoo_assets.lib.db import tables as t
 from repazoo_assets.lib.db import twitter_store as store
 from repazoo_assets.lib.security import audit
@@ -73,19 +71,6 @@ def seed_user(engine, vault: TokenVault, user_id: str, twitter_user_id: str, mar
         audit.append(conn, actor="cli", action=audit.AuditAction.CLIENT_CHANGE, subject_type="client",
                      subject_id=user_id, details={"change": "add"})
     return {"tweet_ids": tweet_ids}
-
-
-@pytest.fixture
-def engine(pg_url):
-    engine = create_engine(pg_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def vault():
-    return TokenVault.from_keys(Fernet.generate_key().decode())
 
 
 @pytest.fixture

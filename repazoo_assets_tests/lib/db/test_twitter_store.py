@@ -6,12 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 
 from repazoo_assets.lib.db import create_engine, upgrade
 from repazoo_assets.lib.db import tables as t
 from repazoo_assets.lib.db import twitter_store as store
-from repazoo_assets.lib.security.vault import TokenVault
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -23,11 +21,6 @@ def engine(request, tmp_path):
     upgrade(eng)
     yield eng
     eng.dispose()
-
-
-@pytest.fixture
-def vault():
-    return TokenVault.from_keys(Fernet.generate_key().decode())
 
 
 def connect(conn, vault, user_id="u1", tier="basic", **kw):

@@ -64,6 +64,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
 LOCATION = "repazoo_assets"
 JOB = "tweet_pipeline"
 POOL_OF_STEP = {"tweets": "twitter_api", "tweet_analyses": "anthropic_api"}
+TICKS = os.sysconf("SC_CLK_TCK")
 ACTIVE = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
 
 
@@ -109,9 +110,11 @@ class CountingAnthropic(FakeAnthropicServer):
 
 
 # --- sampling: RSS of the process tree, pool slots, load ----------------------------------------------
-def _tree_rss(root: int) -> tuple[int, int, int]:
-    """(total RSS bytes, largest single RSS, process count) of `root` and its descendants."""
+def _tree_rss(root: int, cpu: dict[tuple[int, int], float]) -> tuple[int, int, int]:
+    """(total RSS bytes, largest single RSS, process count) of `root` and its descendants; records
+    each descendant's CPU seconds so far in `cpu`, keyed by (pid, start time)."""
     children: dict[int, list[int]] = defaultdict(list)
+    fields: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -119,7 +122,8 @@ def _tree_rss(root: int) -> tuple[int, int, int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        children[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry))
+        fields[int(entry)] = stat.rsplit(")", 1)[1].split()
+        children[int(fields[int(entry)][1])].append(int(entry))
     page = os.sysconf("SC_PAGE_SIZE")
     total = largest = count = 0
     stack = [root]
@@ -131,6 +135,9 @@ def _tree_rss(root: int) -> tuple[int, int, int]:
         except OSError:
             continue
         total, largest, count = total + rss, max(largest, rss), count + 1
+        if pid != root and pid in fields:  # utime, stime and start time: fields 14, 15 and 22 of stat
+            f = fields[pid]
+            cpu[(pid, int(f[19]))] = (int(f[11]) + int(f[12])) / TICKS
     return total, largest, count
 
 
@@ -142,11 +149,12 @@ class Sampler(threading.Thread):
         self.peak_rss = self.peak_single = self.peak_procs = 0
         self.peak_claimed = dict.fromkeys(pools, 0)
         self.loads: list[float] = []
+        self.cpu: dict[tuple[int, int], float] = {}
 
     def run(self) -> None:
         tick = 0
         while not self.stop_event.wait(0.5):
-            total, largest, count = _tree_rss(os.getpid())
+            total, largest, count = _tree_rss(os.getpid(), self.cpu)
             self.peak_rss, self.peak_single = max(self.peak_rss, total), max(self.peak_single, largest)
             self.peak_procs = max(self.peak_procs, count)
             tick += 1
@@ -291,8 +299,10 @@ def _first_failure(instance, run_id: str) -> str:
         event = record.event_log_entry.dagster_event
         data = event.event_specific_data
         error = getattr(data, "error", None)
-        text = error.message.strip() if error else (record.event_log_entry.message or "")
-        return f"{event.step_key or 'run'}: {text[:300]}"
+        text = error.message if error else (record.event_log_entry.message or "")
+        if error and error.cause:  # a child process's error is the cause of the run's
+            text += " <- " + error.cause.message
+        return f"{event.step_key or 'run'}: {' '.join(text.split())[:400]}"
     return "no failure event"
 
 
@@ -483,12 +493,15 @@ def main() -> None:
             print(f"\napp database: {stored} tweets, {analysed} analyses (expected {len(users) * args.tweets} each)")
             print(f"peak RSS: process tree {sampler.peak_rss / 2**20:.0f} MiB over up to {sampler.peak_procs} processes "
                   f"(largest single process {sampler.peak_single / 2**20:.0f} MiB)")
+            cpu = sum(sampler.cpu.values())
+            print(f"CPU time of the processes started (code server, daemon, runs, steps; sampled every 0.5 s, "
+                  f"so a lower bound): {cpu:.0f} s, {cpu / max(succeeded, 1):.1f} s per successful user")
             print(f"load average: before {load_before[0]:.2f}, during mean "
                   f"{statistics.mean(sampler.loads) if sampler.loads else float('nan'):.2f} / max "
                   f"{max(sampler.loads, default=float('nan')):.2f}, after {load_after[0]:.2f} (1-min)")
             failed = [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
             if failed:
-                reasons = Counter(_first_failure(instance, r.run_id).split("\n")[0] for r in failed[:50])
+                reasons = Counter(_first_failure(instance, r.run_id) for r in failed[:50])
                 print(f"\nfailures (first {min(len(failed), 50)} failed runs, by first error):")
                 for reason, count in reasons.most_common(5):
                     print(f"  {count} x {reason}")

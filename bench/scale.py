@@ -9,7 +9,7 @@
 
     .venv/bin/python bench/scale.py [--users 20000] [--load-runs 3] [--database-url URL]
 
-The backfill throughput on the multiprocess executor is not measured here (see docs/deployment.md).
+The backfill throughput on the multiprocess executor is measured by bench/backfill.py (see docs/deployment.md).
 """
 
 from __future__ import annotations

@@ -393,8 +393,9 @@ def processed_events_no_raw_identifiers(
 
     import pyarrow.parquet as pq
 
+    from repazoo_assets.lib.events.privacy_levels import raw_identifier_columns
     from repazoo_assets.lib.events.process import processed_key
-    from repazoo_assets.lib.privacy.pii import find_pii_many
+    from repazoo_assets.lib.storage import ObjectNotFound
 
     store = object_store.store()
     window = context.partition_time_window
@@ -409,14 +410,11 @@ def processed_events_no_raw_identifiers(
             key = processed_key(client_id, hour)
             try:
                 table = pq.read_table(io.BytesIO(store.get(object_store.buckets.processed, key)))
-            except Exception:  # no events for this client in this hour
+            except ObjectNotFound:  # no events for this client in this hour; any other error fails the check
                 continue
-            for column in ("ip_address", "url", "payload", "user_agent"):
-                values = [v for v in table.column(column).to_pylist() if v]
-                found = [f for fs in find_pii_many(values) for f in fs if f.kind in ("ip", "email")]
-                scanned += len(values)
-                if found:
-                    dirty.append(f"{key}:{column}")
+            columns, count = raw_identifier_columns(table)
+            scanned += count
+            dirty += [f"{key}:{column}" for column in columns]
         hour += timedelta(hours=1)
     return dg.AssetCheckResult(
         passed=not dirty,

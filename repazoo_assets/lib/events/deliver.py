@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from repazoo_assets.lib.db import tables as t
+from repazoo_assets.lib.events.privacy_levels import raw_identifier_columns
 from repazoo_assets.lib.storage.base import ObjectStore
 
 _HOUR_KEY = "client_id={client}/dt={date}/hour={hour}/events.parquet"
@@ -100,6 +101,14 @@ def deliver_client(
         table = pq.read_table(io.BytesIO(source_bytes))
         if set(table.column("client_id").to_pylist()) - {client.id}:
             raise DeliveryError(f"client {client.id}: refusing to deliver {source}, it holds another client's rows")
+        if client.privacy_level in ("gdpr", "hipaa"):
+            # The privacy scan again, here: the check on processed_events runs in another run, and
+            # a third party must never receive a raw identifier whatever happened there.
+            dirty, _ = raw_identifier_columns(table)
+            if dirty:
+                raise DeliveryError(
+                    f"client {client.id}: refusing to deliver {source}, raw IP or e-mail in {', '.join(dirty)}"
+                )
         if extension == "jsonl":
             body = b"".join(orjson.dumps(row, default=str) + b"\n" for row in table.to_pylist())
         else:

@@ -151,3 +151,24 @@ def _replace(value: Any, redacted: dict[str, str]) -> Any:
     if isinstance(value, str):
         return redacted.get(value, value)
     return value
+
+
+# What may never leave in a GDPR or HIPAA client file: a raw IP address or e-mail address, in any
+# of the columns that can carry one.
+SCANNED_COLUMNS = ("ip_address", "url", "payload", "user_agent")
+SCANNED_KINDS = ("ip", "email")
+
+
+def raw_identifier_columns(table: pa.Table) -> tuple[list[str], int]:
+    """(columns holding a raw IP or e-mail, values scanned) of a processed client file."""
+    from repazoo_assets.lib.privacy.pii import find_pii_many
+
+    dirty, scanned = [], 0
+    for column in SCANNED_COLUMNS:
+        if column not in table.column_names:
+            continue
+        values = [v for v in table.column(column).to_pylist() if v]
+        scanned += len(values)
+        if any(f.kind in SCANNED_KINDS for fs in find_pii_many(values) for f in fs):
+            dirty.append(column)
+    return dirty, scanned

@@ -4,6 +4,7 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -58,6 +59,25 @@ def test_a_failing_client_fails_alone_and_keeps_its_hours_pending(processed, sto
     with processed.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.client_deliveries)).scalar() == 0
     assert deliver_client(processed, store, store.processed, store, client(processed, "acme")).rows == 20
+
+
+def test_a_gdpr_file_holding_a_raw_ip_is_never_delivered(processed, store):  # noqa: F811
+    # The processed file was altered after processing (or the privacy check failed in its own
+    # run): delivery scans it again and refuses, and records nothing.
+    source = next(k for k in store.list_keys(store.processed, "client_id=globex/") if k.endswith(".parquet"))
+    table = pq.read_table(io.BytesIO(store.get(store.processed, source)))
+    ips = table.column("ip_address").to_pylist()
+    table = table.set_column(table.column_names.index("ip_address"), "ip_address",
+                             pa.array(["198.51.100.77"] + ips[1:]))
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    store.put(store.processed, source, sink.getvalue())
+    before = {key: store.head("b-globex", key).sha256 for key in store.list_keys("b-globex")}
+    with pytest.raises(DeliveryError, match="refusing to deliver .*raw IP or e-mail in ip_address"):
+        deliver_client(processed, store, store.processed, store, client(processed, "globex"))
+    assert {key: store.head("b-globex", key).sha256 for key in store.list_keys("b-globex")} == before
+    with processed.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.client_deliveries)).scalar() == 0
 
 
 @pytest.mark.parametrize(

@@ -280,6 +280,21 @@ def _finish(engine: Engine, request_id: int, user_id: str, values: dict[str, Any
     return True
 
 
+def _drop_unreferenced(engine: Engine, store: ObjectStore, bucket: str, request_id: int, key: str) -> None:
+    """Delete the document unless its request is `ready` with this key (another run of the same
+    request may have finished it: then the object is theirs and stays). Covers an erasure that
+    committed while this export was being written: its row is gone, and so must the copy be."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(t.data_exports.c.status, t.data_exports.c.object_key).where(t.data_exports.c.id == request_id)
+        ).first()
+    if row is None or row.status != "ready" or row.object_key != key:
+        try:
+            store.delete(bucket, key)
+        except Exception:  # noqa: BLE001 - best effort; the erasure's remnant scan names what is left
+            pass
+
+
 def handle_request(
     engine: Engine,
     store: ObjectStore,
@@ -332,8 +347,12 @@ def handle_request(
                     {"outcome": "failed", "reason": type(exc).__name__})
         except Exception:  # noqa: BLE001 - the database itself is down: the row stays running
             pass
+        else:
+            _drop_unreferenced(engine, store, bucket, request_id, key)
         return ExportOutcome(request_id, "failed", seconds=time.monotonic() - started, error=error, object_key=key)
     if not finished:
+        # Erased or expired meanwhile: a document nothing points at must not stay behind.
+        _drop_unreferenced(engine, store, bucket, request_id, key)
         return ExportOutcome(request_id, "skipped", error="finished elsewhere meanwhile", object_key=key)
     return ExportOutcome(
         request_id, "ready", bytes=info.size, seconds=time.monotonic() - started, object_key=key, sections=counts

@@ -334,3 +334,20 @@ def test_requests_reuse_the_open_one_and_pending_ones_are_taken_oldest_first(eng
 def test_link_expiry_is_bounded(engine, local_store):
     with pytest.raises(ValueError, match="between 1 second and 7 days"):
         ex.handle_request(engine, local_store, BUCKET, 1, link_expiry=timedelta(days=8))
+
+
+def test_an_erasure_during_the_export_leaves_no_document_behind(engine, vault, tmp_path):
+    seed_user(engine, vault, "u-ida", "1011", "idamarker")
+    request_id = request(engine, "u-ida")
+
+    class _ErasedWhileWriting(LocalObjectStore):
+        def put(self, bucket, key, data, **kwargs):
+            info = super().put(bucket, key, data, **kwargs)
+            with engine.begin() as conn:  # what the erasure does to the request, committed meanwhile
+                conn.execute(sa.delete(t.data_exports).where(t.data_exports.c.id == request_id))
+            return info
+
+    store = _ErasedWhileWriting(tmp_path / "objects")
+    report = ex.handle_requests(engine, store, BUCKET, [request_id])
+    assert report.ids("skipped") == [request_id]
+    assert list(store.list_keys(BUCKET, "user-exports/u-ida/")) == []

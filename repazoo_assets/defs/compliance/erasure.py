@@ -130,6 +130,9 @@ user_erasure_job = dg.define_asset_job(
 )
 
 
+LOOKBACK_IDS = 200
+
+
 def erasure_run_config(user_id: str) -> dict:
     return {"ops": {ASSET: {"config": {"user_id": user_id}}}}
 
@@ -146,11 +149,18 @@ def erasure_run_config(user_id: str) -> dict:
 def user_erasure_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
     after = int(context.cursor) if context.cursor else 0
     with app_db.engine.connect() as conn:
-        events = consent_log.revocations_after(conn, after, limit=PER_TICK)
+        # Ids are not commit-ordered: re-read a margin behind the cursor, so a revocation whose
+        # transaction committed after a higher id was seen is still found. Run keys make the
+        # re-read events request nothing twice.
+        events = consent_log.revocations_after(conn, max(0, after - LOOKBACK_IDS), limit=PER_TICK)
         # One run per user, keyed by their latest revoke; skip users who consented again since.
         latest = {user_id: event_id for event_id, user_id in events}
-        to_erase = {u: e for u, e in latest.items() if erasure.erasable(conn, u)}
-    if not events:
+        # Behind the cursor, only users whose row is still there (not yet erased) count.
+        to_erase = {
+            u: e for u, e in latest.items()
+            if erasure.erasable(conn, u) and (e > after or consent_log.user_exists(conn, u))
+        }
+    if not to_erase and all(event_id <= after for event_id, _ in events):
         return dg.SensorResult(skip_reason="no consent revocations since the cursor")
     known = set(context.instance.get_dynamic_partitions(users_partitions.name))
     partitions = [u for u in to_erase if u in known]
@@ -163,5 +173,18 @@ def user_erasure_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase
             for user_id, event_id in to_erase.items()
         ],
         dynamic_partitions_requests=[users_partitions.build_delete_request(partitions)] if partitions else [],
-        cursor=str(max(event_id for event_id, _ in events)),
+        cursor=str(max([after, *(event_id for event_id, _ in events)])),
     )
+
+
+user_erasure_daily_sweep = dg.ScheduleDefinition(
+    name="user_erasure_daily_sweep",
+    job=user_erasure_job,
+    cron_schedule="30 2 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "Daily at 02:30 UTC, the safety net behind the sensor: erases every user whose consent is "
+        "withdrawn but whose data is still there (an erasure run that failed, a token revoked by hand)."
+    ),
+)

@@ -173,11 +173,12 @@ class RepazooClient:
                 return served
         launching = "launching" if self.webserver_url else "pending"
         with self.engine.begin() as conn:
-            request = user_requests.create(conn, user_id, kind, status=launching, source=self.source)
-        created = existing is None or request.id != existing.id
-        if request.status != "launching" or not self.webserver_url:
-            return TriggerResult(request.id, request.run_id, request.status, created)
-        return self._launch(request, created)
+            request, inserted = user_requests.create(conn, user_id, kind, status=launching, source=self.source)
+        if not inserted:  # another caller made it a moment ago: theirs to launch
+            return TriggerResult(request.id, request.run_id, request.status, False)
+        if not self.webserver_url:
+            return TriggerResult(request.id, None, request.status, True)
+        return self._launch(request, True)
 
     def _still_served(self, request: user_requests.UserRequest) -> TriggerResult | None:
         """The open request's result if it is still waiting or running; None once its run ended
@@ -185,7 +186,13 @@ class RepazooClient:
         if not self.webserver_url:
             return TriggerResult(request.id, request.run_id, request.status, False)
         if request.status == "pending":
-            return self._launch(request, False)
+            with self.engine.begin() as conn:
+                claimed = user_requests.transition(conn, request.id, ("pending",), "launching")
+            if claimed:
+                return self._launch(request, False)
+            return TriggerResult(request.id, None, "launching", False)  # the sensor or another client took it
+        if request.status == "launching":  # being submitted by another caller right now
+            return TriggerResult(request.id, None, request.status, False)
         run_id = request.run_id or self._run_for_request(request.id)
         if run_id is None:  # launched by the sensor a moment ago, run not visible yet
             return TriggerResult(request.id, None, request.status, False)
@@ -210,6 +217,10 @@ class RepazooClient:
                 repository_name=self._repository_name(),
                 tags={"dagster/partition": request.user_id, user_requests.REQUEST_TAG: str(request.id)},
             )
+        except LaunchRejected:
+            with self.engine.begin() as conn:
+                user_requests.set_status(conn, request.id, "failed")
+            raise
         except (DagsterGraphQLClientError, WebserverUnreachable) as exc:
             unreachable = isinstance(exc, WebserverUnreachable) or _is_connection_error(exc)
             with self.engine.begin() as conn:

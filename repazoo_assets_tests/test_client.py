@@ -193,3 +193,17 @@ def test_export_and_revocation_requests_are_recorded_once(app_engine):
         client.sync_user("u-4")
     with pytest.raises(UnknownUser):
         client.request_export("ghost")
+
+
+def test_a_pending_request_is_claimed_exactly_once(app_engine):
+    from repazoo_assets.lib.db import requests_store
+
+    connect(app_engine, "u-5")
+    request = RepazooClient(engine=app_engine).sync_user("u-5")
+    with app_engine.begin() as conn:
+        first = requests_store.transition(conn, request.request_id, ("pending",), "launching")
+        second = requests_store.transition(conn, request.request_id, ("pending",), "launched")
+    assert (first, second) == (True, False)
+    # While another caller is launching it, asking again returns the same request, not a new launch.
+    again = RepazooClient(engine=app_engine, webserver_url=f"http://127.0.0.1:{free_port()}").sync_user("u-5")
+    assert (again.request_id, again.status, again.created) == (request.request_id, "launching", False)

@@ -46,9 +46,12 @@ analyse_user_job = dg.define_asset_job(
 def user_requests_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase) -> dg.SensorResult:
     with app_db.engine.begin() as conn:
         closed = _close_finished(context, conn)
-        waiting = user_requests.pending(conn, PER_TICK, stale_before=now_utc() - LAUNCHING_GRACE)
-        for request in waiting:
-            user_requests.set_status(conn, request.id, "launched")
+        candidates = user_requests.pending(conn, PER_TICK, stale_before=now_utc() - LAUNCHING_GRACE)
+        # Claimed one by one: a client may be launching the same request at this moment.
+        waiting = [
+            request for request in candidates
+            if user_requests.transition(conn, request.id, (request.status,), "launched")
+        ]
     if not waiting:
         return dg.SensorResult(skip_reason=f"no pending requests ({closed} closed)")
     context.log.info(f"{len(waiting)} requests launched, {closed} closed")

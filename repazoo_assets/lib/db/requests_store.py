@@ -72,15 +72,17 @@ def get(conn: Connection, request_id: int) -> UserRequest | None:
     return _request(row) if row else None
 
 
-def create(conn: Connection, user_id: str, kind: str, *, status: str = "pending", source: str = "web") -> UserRequest:
+def create(
+    conn: Connection, user_id: str, kind: str, *, status: str = "pending", source: str = "web"
+) -> tuple[UserRequest, bool]:
     """Insert an open request, or return the one already open (a concurrent insert loses the race
-    on the unique index and gets the winner's row)."""
+    on the unique index and gets the winner's row); the flag says whether this call inserted it."""
     _check_kind(kind)
     if status not in ("pending", "launching"):
         raise ValueError(f"a new request is pending or launching, not {status!r}")
     existing = open_request(conn, user_id, kind)
     if existing:
-        return existing
+        return existing, False
     try:
         with conn.begin_nested():
             row = conn.execute(
@@ -95,8 +97,22 @@ def create(conn: Connection, user_id: str, kind: str, *, status: str = "pending"
         existing = open_request(conn, user_id, kind)
         if existing is None:  # the user was deleted meanwhile (foreign key), not a race
             raise
-        return existing
-    return _request(row)
+        return existing, False
+    return _request(row), True
+
+
+def transition(conn: Connection, request_id: int, from_statuses: tuple[str, ...], to_status: str) -> bool:
+    """Move the request to `to_status` only if it is in one of `from_statuses`: an atomic claim,
+    so of a client and the sensor (or two clients) exactly one launches a pending request."""
+    values: dict = {"status": to_status}
+    if to_status in ("launching", "launched"):
+        values["launched_at"] = now_utc()
+    changed = conn.execute(
+        sa.update(t.user_requests)
+        .where(t.user_requests.c.id == request_id, t.user_requests.c.status.in_(from_statuses))
+        .values(**values)
+    ).rowcount
+    return changed == 1
 
 
 def set_status(conn: Connection, request_id: int, status: str, *, run_id: str | None = None) -> None:

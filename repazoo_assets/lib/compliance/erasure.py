@@ -78,9 +78,10 @@ class UserIdentifiers:
         return [v for v in (self.user_id, self.twitter_user_id, self.handle, self.email) if v]
 
     def key_tokens(self) -> set[str]:
-        """What may name an object: ids and handle (an e-mail does not appear in our keys, but
-        is matched too), compared case-insensitively."""
-        return {v.lower() for v in self.values()}
+        """What may name an object: the ids (an e-mail does not appear in our keys, but is matched
+        too), compared case-insensitively. Not the handle: a handle such as `events`, `hours` or
+        `12` is also a word of our own key layout, and a false remnant fails the erasure run."""
+        return {v.lower() for v in (self.user_id, self.twitter_user_id, self.email) if v}
 
 
 @dataclass(eq=False)
@@ -233,6 +234,9 @@ def _vocabulary_columns(table: sa.Table) -> set[str]:
     return names
 
 
+_HANDLE_COLUMNS = {"handle", "display_name", "text", "email"}
+
+
 def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -243,14 +247,17 @@ def _segment_patterns(value: str) -> list[str]:
 
 
 def _table_conditions(table: sa.Table, ids: UserIdentifiers) -> list[sa.ColumnElement]:
-    lowered = sorted({v.lower() for v in ids.values()})
+    lowered = sorted({v.lower() for v in (ids.user_id, ids.twitter_user_id, ids.email) if v})
+    # A handle is an ordinary word ('web', 'vader'): compared only where handles and text live.
+    with_handle = sorted({*lowered, ids.handle.lower()}) if ids.handle else lowered
     path_values = [v for v in (ids.user_id, ids.twitter_user_id) if v]
     vocabulary = _vocabulary_columns(table)
     conditions = []
     for column in table.columns:
         if not isinstance(column.type, sa.String) or column.name in vocabulary:
             continue
-        conditions.append(sa.func.lower(column).in_(lowered))
+        values = with_handle if column.name in _HANDLE_COLUMNS else lowered
+        conditions.append(sa.func.lower(column).in_(values))
         if column.name.endswith(_PATH_LIKE):
             for value in path_values:
                 conditions += [column.like(p, escape="\\") for p in _segment_patterns(value)]

@@ -217,3 +217,19 @@ def test_key_matching_is_by_path_segment():
     assert erasure.key_names_user("dt=2026/user=u1/x.parquet", tokens)
     assert not erasure.key_names_user("events/events-98765432-98765500.parquet", tokens)
     assert not erasure.key_names_user("users/u10/x.json", tokens)
+
+
+def test_a_handle_that_is_an_ordinary_word_is_not_a_remnant():
+    # The handle stays out of key and free-column matching: `events`, `hours` or `web` are words
+    # of the platform's own keys and columns, and a false remnant would fail every erasure run.
+    ids = erasure.UserIdentifiers("u1", "98765432", handle="events", email="ev@example.org")
+    tokens = ids.key_tokens()
+    assert "events" not in tokens
+    assert not erasure.key_names_user("events/dt=2026-11-22/hour=10/events-1-5.parquet", tokens)
+    assert erasure.key_names_user("legacy/98765432.json", tokens)
+    conditions = erasure._table_conditions(t.user_requests, ids)
+    rendered = " ".join(str(c.compile(compile_kwargs={"literal_binds": True})) for c in conditions)
+    assert "'events'" not in rendered and "'u1'" in rendered
+    assert "'events'" in " ".join(
+        str(c.compile(compile_kwargs={"literal_binds": True})) for c in erasure._table_conditions(t.users, ids)
+    )

@@ -13,7 +13,7 @@ import dagster as dg
 
 from repazoo_assets.defs.resources import AppDatabase, ObjectStoreResource, RateLimitResource, SlackResource
 from repazoo_assets.lib.health import rate_limit_storage
-from repazoo_assets.lib.monitoring.alerts import build_notifier, record_and_notify
+from repazoo_assets.lib.monitoring.alerts import build_notifier, record_and_notify, resend_unnotified
 from repazoo_assets.lib.monitoring.checks import alert_for, evaluate_all
 from repazoo_assets.lib.monitoring.thresholds import CheckOutcome
 
@@ -110,5 +110,9 @@ def monitoring_checks(
             description=outcome.description,
             metadata=_metadata(outcome, status),
         )
+    # Alerts Slack missed while it was down (deduplication would otherwise keep them silent).
+    late = resend_unnotified(app_db.engine, notifier, now=now)
+    if late:
+        context.log.info(f"{late} earlier alert(s) sent to Slack late")
     if notifier.sentry is not None:
         notifier.sentry.flush()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -164,6 +164,39 @@ def record_and_notify(
         except sa.exc.SQLAlchemyError:
             pass  # the alert is recorded and sent; only the timestamp is missing
     return AlertResult(new=True, recorded=True, slack=result)
+
+
+def resend_unnotified(
+    engine: Engine, notifier: AlertNotifier, *, now: datetime | None = None,
+    within: timedelta = timedelta(hours=24), limit: int = 20,
+) -> int:
+    """Post again the alerts of the last `within` that Slack never got (it was down, or the
+    breaker open, when they were raised): deduplication must not also mean silence. Stops at the
+    first post that does not go through. Returns how many were sent."""
+    if notifier.slack is None or not notifier.slack.enabled:
+        return 0
+    now = now or datetime.now(UTC)
+    a = t.alerts
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(a.c.check_name, a.c.severity, a.c.message, a.c.value, a.c.threshold, a.c.dedup_key)
+                .where(a.c.notified_at.is_(None), a.c.created_at >= now - within)
+                .order_by(a.c.id)
+                .limit(limit)
+            ).all()
+    except sa.exc.SQLAlchemyError:
+        return 0
+    sent = 0
+    for row in rows:
+        window = row.dedup_key.removeprefix(f"{row.check_name}:")
+        alert = Alert(row.check_name, row.severity, row.message, window, row.value, row.threshold)
+        if notifier.slack.post(f"{alert.text()} [sent late]").status != "sent":
+            break
+        with engine.begin() as conn:
+            mark_notified(conn, row.dedup_key, now)
+        sent += 1
+    return sent
 
 
 def build_notifier(

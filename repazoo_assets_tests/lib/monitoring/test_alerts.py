@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from repazoo_assets.lib.db import create_engine
 from repazoo_assets.lib.db import tables as t
 from repazoo_assets.lib.monitoring.alerts import (
+    resend_unnotified,
     Alert,
     AlertNotifier,
     build_notifier,
@@ -85,6 +86,20 @@ def test_slack_down_still_records_the_alert_and_leaves_it_unnotified(engine, web
     result = record_and_notify(engine, notifier, Alert("object_store_health", "error", "down", "w"), now=NOW)
     assert result.new and result.slack.status == "failed"
     assert len(alerts(engine)) == 1 and alerts(engine)[0].notified_at is None
+
+
+def test_an_alert_slack_missed_is_sent_late_once_slack_is_back(engine, webhook):
+    webhook.status = 503
+    notifier = AlertNotifier(SlackNotifier(webhook.url, make_breaker()))
+    record_and_notify(engine, notifier, Alert("object_store_health", "error", "down", "w"), now=NOW)
+    assert resend_unnotified(engine, notifier, now=NOW) == 0  # still down: nothing marked
+    assert alerts(engine)[0].notified_at is None
+
+    webhook.status = 200
+    assert resend_unnotified(engine, notifier, now=NOW + timedelta(minutes=5)) == 1
+    assert alerts(engine)[0].notified_at is not None
+    assert webhook.texts()[-1].endswith("[sent late]") and "object_store_health" in webhook.texts()[-1]
+    assert resend_unnotified(engine, notifier, now=NOW + timedelta(minutes=10)) == 0  # once only
 
 
 def test_locally_without_a_webhook_the_alert_goes_to_the_table_and_the_log(engine, caplog):

@@ -171,9 +171,7 @@ def _deliver_to_clients(defs, instance) -> list:
             .order_by(t.clients.c.id)
         ).all()
     engine.dispose()
-    new = [c.id for c in clients if not instance.has_dynamic_partition(clients_partitions.name, c.id)]
-    if new:
-        instance.add_dynamic_partitions(clients_partitions.name, new)
+    _add_missing_partitions(instance, clients_partitions.name, [c.id for c in clients])
     job = defs.resolve_job_def("deliver_to_clients")
     failed = []
     for c in clients:
@@ -248,7 +246,7 @@ def _materialize_everything(user_ids: list[str] = ()) -> None:
     if user_ids:
         from repazoo_assets.defs.twitter.assets import users_partitions
 
-        instance.add_dynamic_partitions(users_partitions.name, [u for u in user_ids if not instance.has_dynamic_partition(users_partitions.name, u)])
+        _add_missing_partitions(instance, users_partitions.name, user_ids)
         pipeline = defs.resolve_job_def("tweet_pipeline")
         click.echo(f"\ntweet pipeline, one run per user ({len(user_ids)} users):")
         click.echo(f"  {'user':<22} {'tweets':>7} {'new':>5} {'with PII':>9} {'redacted':>9} {'analysed':>9}  model / summary")
@@ -408,20 +406,32 @@ def users() -> None:
     """Connected users: their consent, tokens and tweet-pipeline partitions."""
 
 
-def _register_partition(user_id: str) -> str:
-    """Add the user's `users` partition to the current Dagster instance; say what happened."""
+def _add_missing_partitions(instance, partitions_name: str, keys) -> list[str]:
+    """Register the keys not yet in the dynamic partitions `partitions_name`; return them."""
+    new = [k for k in keys if not instance.has_dynamic_partition(partitions_name, k)]
+    if new:
+        instance.add_dynamic_partitions(partitions_name, new)
+    return new
+
+
+def _register_in_instance(partitions_name: str, key: str, unset_note: str = "") -> str:
+    """Add `key` to the dynamic partitions `partitions_name` of the current Dagster instance
+    (DAGSTER_HOME); say what happened."""
     import dagster as dg
 
-    from repazoo_assets.defs.twitter.assets import users_partitions
-
     if not os.environ.get("DAGSTER_HOME"):
-        return "DAGSTER_HOME is not set: partition not registered here (the users sensor will register it)"
+        return "DAGSTER_HOME is not set: partition not registered here" + unset_note
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.get() as instance:
-        if instance.has_dynamic_partition(users_partitions.name, user_id):
-            return f"partition {user_id} already registered"
-        instance.add_dynamic_partitions(users_partitions.name, [user_id])
-    return f"partition {user_id} registered"
+        added = _add_missing_partitions(instance, partitions_name, [key])
+    return f"partition {key} registered" if added else f"partition {key} already registered"
+
+
+def _register_partition(user_id: str) -> str:
+    """The user's `users` partition, in the current Dagster instance."""
+    from repazoo_assets.defs.twitter.assets import users_partitions
+
+    return _register_in_instance(users_partitions.name, user_id, " (the users sensor will register it)")
 
 
 @users.command("connect")
@@ -561,18 +571,9 @@ def _client_credentials(from_env: bool):
 
 
 def _register_client_partition(client_id: str) -> str:
-    import dagster as dg
-
     from repazoo_assets.defs.events.partitions import clients_partitions
 
-    if not os.environ.get("DAGSTER_HOME"):
-        return "DAGSTER_HOME is not set: partition not registered here"
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    with dg.DagsterInstance.get() as instance:
-        if instance.has_dynamic_partition(clients_partitions.name, client_id):
-            return f"partition {client_id} already registered"
-        instance.add_dynamic_partitions(clients_partitions.name, [client_id])
-    return f"partition {client_id} registered"
+    return _register_in_instance(clients_partitions.name, client_id)
 
 
 @clients.command("add")

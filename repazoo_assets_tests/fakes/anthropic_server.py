@@ -30,8 +30,10 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from repazoo_assets_tests.fakes.loopback import LoopbackServer
 
 __all__ = [
     "DROP_ID",
@@ -134,8 +136,14 @@ def default_result(line_id: str, text: str) -> dict[str, Any]:
     return {"id": line_id, "sentiment": sentiment, "score": score, "risk_flags": flags, "topics": topics}
 
 
-class FakeAnthropicServer:
+class FakeAnthropicServer(LoopbackServer):
     """`with FakeAnthropicServer() as server:` ... `anthropic.Anthropic(base_url=server.base_url)`."""
+
+    @property
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler  # defined below
+
+    name = "fake-anthropic"
 
     def __init__(self, *, cache_min_tokens: int = 1024) -> None:
         self.cache_min_tokens = cache_min_tokens
@@ -145,38 +153,6 @@ class FakeAnthropicServer:
         self._modes: deque[Mode] = deque()
         self._cached_prefixes: set[str] = set()
         self._counter = itertools.count(1)
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> FakeAnthropicServer:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-anthropic", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeAnthropicServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
 
     # --- control and inspection ------------------------------------------------------------------
     def misbehave(self, mode: Mode, times: int = 1) -> None:

@@ -29,8 +29,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from repazoo_assets_tests.fakes.loopback import LoopbackServer
 from urllib.parse import parse_qsl, urlsplit
 
 DEFAULT_SCOPE = "tweet.read users.read offline.access"
@@ -111,8 +113,14 @@ class _State:
     requests: list[RecordedRequest] = field(default_factory=list)
 
 
-class FakeTwitterServer:
+class FakeTwitterServer(LoopbackServer):
     """See the module docstring. All methods are thread-safe; the handler threads share `_state`."""
+
+    @property
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler  # defined below
+
+    name = "fake-twitter"
 
     def __init__(
         self,
@@ -131,41 +139,7 @@ class FakeTwitterServer:
         self.rate_limit_reset = rate_limit_reset
         self._state = _State()
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # --- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> FakeTwitterServer:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        # A short poll interval: shutdown() waits up to one interval, and tests start many servers.
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-twitter", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeTwitterServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
 
     # --- set-up -----------------------------------------------------------------------------------
     def add_tweets(self, twitter_user_id: str, tweets: Iterable[dict[str, Any]]) -> None:

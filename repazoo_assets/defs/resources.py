@@ -11,18 +11,22 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
-from limits.storage import Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 from pydantic import PrivateAttr
 from sqlalchemy.engine import Engine
 
 from repazoo_assets.lib import settings as cfg
 from repazoo_assets.lib.db import create_engine, normalize_database_url
 from repazoo_assets.lib.security.vault import TokenVault, VaultKeyError
-from repazoo_assets.lib.storage import LocalObjectStore, ObjectStore, S3ObjectStore
+from repazoo_assets.lib.storage.base import ObjectStore
+from repazoo_assets.lib.storage.local import LocalObjectStore
+
+if TYPE_CHECKING:
+    from dagster_aws.s3 import S3Resource
+    from limits.storage import Storage
+    from limits.strategies import MovingWindowRateLimiter
 
 
 class AppDatabase(dg.ConfigurableResource):
@@ -72,13 +76,38 @@ class LocalObjectStoreResource(ObjectStoreResource):
         return store
 
 
-class S3ObjectStoreResource(ObjectStoreResource):
-    """S3 or any S3-compatible endpoint, through dagster-aws's S3Resource (boto3)."""
+def _define_s3_object_store_resource() -> type[ObjectStoreResource]:
+    # dagster-aws costs about a second to import (its package imports every AWS component and
+    # Dagster's test utilities), paid by every process that loads the code location. Only the
+    # production environment uses S3, so the class is made on first use of the name
+    # `S3ObjectStoreResource` (the module's __getattr__ below). It is made with type() because
+    # the field's annotation must be the class itself, not the string this module's
+    # `from __future__ import annotations` would leave in a class statement here.
+    from dagster_aws.s3 import S3Resource
 
-    s3: S3Resource
+    from repazoo_assets.lib.storage.s3 import S3ObjectStore
 
     def store(self) -> ObjectStore:
         return S3ObjectStore(self.s3.get_client())
+
+    return type(
+        "S3ObjectStoreResource",
+        (ObjectStoreResource,),
+        {
+            "__module__": __name__,
+            "__qualname__": "S3ObjectStoreResource",
+            "__doc__": "S3 or any S3-compatible endpoint, through dagster-aws's S3Resource (boto3).",
+            "__annotations__": {"s3": S3Resource},
+            "store": store,
+        },
+    )
+
+
+def __getattr__(name: str):
+    if name == "S3ObjectStoreResource":
+        cls = globals()[name] = _define_s3_object_store_resource()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class RateLimitResource(dg.ConfigurableResource):
@@ -90,11 +119,16 @@ class RateLimitResource(dg.ConfigurableResource):
     key_prefix: str | None = None
 
     def storage(self) -> Storage:
+        # limits is imported on use (~0.2 s with its storage backends), not at every load.
+        from limits.storage import storage_from_string
+
         if self.key_prefix and not self.storage_uri.startswith("memory://"):
             return storage_from_string(self.storage_uri, key_prefix=self.key_prefix)
         return storage_from_string(self.storage_uri)
 
     def limiter(self) -> MovingWindowRateLimiter:
+        from limits.strategies import MovingWindowRateLimiter
+
         return MovingWindowRateLimiter(self.storage())
 
 
@@ -191,10 +225,12 @@ def local_resources(settings: cfg.Settings) -> dict[str, dg.ConfigurableResource
 def production_resources() -> dict[str, dg.ConfigurableResource]:
     # Checks presence and shape now, at load, although the values are read through EnvVar later.
     cfg.load_settings()
+    from dagster_aws.s3 import S3Resource
+
     s3 = S3Resource(endpoint_url=dg.EnvVar("S3_ENDPOINT_URL")) if os.environ.get("S3_ENDPOINT_URL") else S3Resource()
     return {
         "app_db": AppDatabase(url=dg.EnvVar("DATABASE_URL")),
-        "object_store": S3ObjectStoreResource(
+        "object_store": __getattr__("S3ObjectStoreResource")(
             s3=s3,
             raw_bucket=dg.EnvVar("RAW_S3_BUCKET"),
             processed_bucket=dg.EnvVar("PROCESSED_S3_BUCKET"),

@@ -15,6 +15,8 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import itertools
+import logging
+import os
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -23,6 +25,7 @@ from typing import NamedTuple
 import re2
 
 __all__ = [
+    "ENGINE",
     "PII_KINDS",
     "PLACEHOLDERS",
     "Finding",
@@ -566,9 +569,13 @@ def _check(text: object) -> None:
 def find_pii(text: str) -> list[Finding]:
     """Every personal datum in `text`, as non-overlapping findings sorted by position."""
     _check(text)
-    if not text or _ANY.search(_prepare(text)[1]) is None:
+    if not text:
+        return []
+    if _fast is not None:
+        return _fast.find_many((text,))[0]
+    if _ANY.search(_prepare(text)[1]) is None:
         return []  # most texts: one pass of RE2 and nothing to judge
-    return find_pii_many((text,))[0]
+    return _find_pii_many_python((text,))
 
 
 # Between texts of a batch: no pattern crosses it (no class holds NUL), and it is longer than
@@ -583,6 +590,14 @@ def find_pii_many(texts: Sequence[str]) -> list[list[Finding]]:
         _check(text)
     if not texts:
         return []
+    if _fast is not None:
+        return _fast.find_many(texts)
+    return _find_pii_many_python(texts)
+
+
+def _find_pii_many_python(texts: Sequence[str]) -> list[list[Finding]]:
+    """The pure-Python engine: the reference the compiled one is tested against, and the
+    fallback when the compiled one is not importable. `texts` is a non-empty sequence of str."""
     normalized, data = _prepare(_SEPARATOR.join(texts))
     found: list[Finding] = []
     for pattern, handler in _SCANS:
@@ -632,3 +647,39 @@ def redact_with_counts(text: str) -> tuple[str, dict[str, int]]:
 def redact(text: str) -> str:
     """`text` with each personal datum replaced by a typed placeholder such as `[EMAIL]`."""
     return redact_with_counts(text)[0]
+
+
+# --- the engine ---------------------------------------------------------------------------------
+# The compiled engine (_pii_fast.c, built by `pip install -e .`) gives exactly the findings of the
+# Python one above, several times faster: it runs the four scans and judges the frequent
+# candidates in C, and calls the handlers above for the rare ones. REPAZOO_PII_ENGINE=python
+# selects the Python engine (to compare the two); without a built extension it is the fallback.
+def _load_engine() -> tuple[object | None, str]:
+    if os.environ.get("REPAZOO_PII_ENGINE", "").strip().lower() == "python":
+        return None, "python"
+    try:
+        from repazoo_assets.lib.privacy import _pii_fast
+    except ImportError as exc:
+        logging.getLogger(__name__).warning(
+            "PII detector: the compiled engine is not importable (%s: %s); using the pure-Python "
+            "engine, about four times slower. Rebuild it with `pip install -e .`",
+            type(exc).__name__,
+            exc,
+        )
+        return None, "python"
+    _pii_fast.configure(
+        normalize=_NORMALIZE,
+        iban_countries=sorted(_IBAN_COUNTRIES),
+        tlds=_TLDS.split("|"),
+        nsn_lengths=_NSN_LENGTHS,
+        kinds=PII_KINDS,
+        priority=_PRIORITY,
+        finding=Finding,
+        handlers=(_letters, _emails, _digits, _ipv4),
+        separator=_SEPARATOR,
+    )
+    return _pii_fast, "compiled"
+
+
+_fast, ENGINE = _load_engine()
+"""Which engine runs: "compiled" (the C extension) or "python" (the fallback and reference)."""

@@ -1,0 +1,1669 @@
+/* Compiled engine of the PII detector (repazoo_assets/lib/privacy/pii.py).
+ *
+ * It returns exactly what pii.py's pure-Python engine returns (a differential test checks it):
+ * the four candidate scans of pii.py's RE2 patterns, reproduced as loops over a one-byte-per-
+ * character buffer with the same leftmost-first semantics, then the judgement of the frequent
+ * candidates (digit runs: phones, cards, SSNs, IPv4 in them; IPv4 addresses; plain e-mail
+ * addresses) in C, then the merge of overlapping findings and the split per text.
+ *
+ * What stays in Python, called back with the same arguments pii.py would pass: the candidates of
+ * the rare kinds (provider keys, bearer tokens, password assignments, spelled-out e-mails, IBANs,
+ * IPv6), and any frequent candidate whose surroundings hold a non-ASCII character (Unicode word
+ * and digit rules then apply, and pii.py is the one place that states them).
+ *
+ * Every loop is linear in the input: each scan resumes where its last candidate ended, and the
+ * checks that could revisit a long run (hex runs for IPv6, digit runs) remember where that run
+ * failed. docs/pii.md explains the design.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Kinds, in pii.PII_KINDS order. */
+enum { K_EMAIL, K_PHONE, K_CARD, K_IP, K_IBAN, K_SSN, K_SECRET, N_KINDS };
+
+/* --- configuration, set once by pii.py ------------------------------------------------------ */
+static Py_UCS1 norm_table[0x10000]; /* non-ASCII character -> ASCII character it stands for, or 0 */
+static unsigned char iban_cc[26][26];
+#define MAX_TLDS 64
+static char tlds[MAX_TLDS][16];
+static int tld_len[MAX_TLDS];
+static int n_tlds;
+#define MAX_NSN 128
+static char nsn_key[MAX_NSN][4];
+static int nsn_keylen[MAX_NSN], nsn_lo[MAX_NSN], nsn_hi[MAX_NSN];
+static int n_nsn;
+static int priority[N_KINDS];
+static PyObject *kind_names[N_KINDS];
+static PyTypeObject *finding_type;
+static PyObject *h_letters, *h_emails, *h_digits, *h_ipv4; /* pii.py's pass handlers */
+static PyObject *separator;
+static int configured;
+
+/* --- per call ------------------------------------------------------------------------------- */
+typedef struct {
+    int kind;
+    Py_ssize_t start, end;
+} Fnd;
+
+typedef struct {
+    const unsigned char *d; /* one byte per character: ASCII as is, 0xFF for any other */
+    Py_ssize_t n;
+    int all_ascii;
+    int mapped; /* some non-ASCII character was normalized */
+    PyObject *joined;     /* the batch joined with the separator */
+    PyObject *text;       /* the normalized text (built when a handler needs it) */
+    PyObject *out;        /* list the Python handlers append to */
+    Fnd *f;
+    Py_ssize_t nf, capf;
+} Ctx;
+
+#define ISD(c) ((c) >= '0' && (c) <= '9')
+#define ISUP(c) ((c) >= 'A' && (c) <= 'Z')
+#define ISLO(c) ((c) >= 'a' && (c) <= 'z')
+#define ISAL(c) (ISUP(c) || ISLO(c))
+#define ISALNUM(c) (ISAL(c) || ISD(c))
+#define ISWORD(c) (ISALNUM(c) || (c) == '_')
+#define ISHEX(c) (ISD(c) || ((c) >= 'a' && (c) <= 'f') || ((c) >= 'A' && (c) <= 'F'))
+#define ISHEXCOLON(c) (ISHEX(c) || (c) == ':')
+#define ISHEXCOLONDOT(c) (ISHEX(c) || (c) == ':' || (c) == '.')
+#define LOWER(c) (ISUP(c) ? (c) + 32 : (c))
+#define ISNUMSEP(c) ((c) == '-' || (c) == '.' || (c) == ' ' || (c) == '(' || (c) == ')' || (c) == '/')
+#define ISSPTAB(c) ((c) == ' ' || (c) == '\t')
+#define ISUPDIG(c) (ISUP(c) || ISD(c))
+
+static int add_finding(Ctx *c, int kind, Py_ssize_t start, Py_ssize_t end)
+{
+    if (c->nf == c->capf) {
+        Py_ssize_t cap = c->capf ? c->capf * 2 : 64;
+        Fnd *f = PyMem_Realloc(c->f, cap * sizeof(Fnd));
+        if (!f) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        c->f = f;
+        c->capf = cap;
+    }
+    c->f[c->nf].kind = kind;
+    c->f[c->nf].start = start;
+    c->f[c->nf].end = end;
+    c->nf++;
+    return 0;
+}
+
+static int nonascii(const Ctx *c, Py_ssize_t lo, Py_ssize_t hi)
+{
+    if (c->all_ascii)
+        return 0;
+    if (lo < 0)
+        lo = 0;
+    if (hi > c->n)
+        hi = c->n;
+    for (Py_ssize_t i = lo; i < hi; i++)
+        if (c->d[i] & 0x80)
+            return 1;
+    return 0;
+}
+
+/* The normalized text pii.py's handlers judge: the joined batch with the mapped characters. */
+static PyObject *get_text(Ctx *c)
+{
+    if (c->text)
+        return c->text;
+    if (!c->mapped) {
+        Py_INCREF(c->joined);
+        c->text = c->joined;
+        return c->text;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(c->joined);
+    int kind = PyUnicode_KIND(c->joined);
+    const void *src = PyUnicode_DATA(c->joined);
+    Py_UCS4 maxchar = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, src, i);
+        if (ch >= 0x80 && ch < 0x10000 && norm_table[ch])
+            ch = norm_table[ch];
+        if (ch > maxchar)
+            maxchar = ch;
+    }
+    PyObject *t = PyUnicode_New(n, maxchar);
+    if (!t)
+        return NULL;
+    int tkind = PyUnicode_KIND(t);
+    void *dst = PyUnicode_DATA(t);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, src, i);
+        if (ch >= 0x80 && ch < 0x10000 && norm_table[ch])
+            ch = norm_table[ch];
+        PyUnicode_WRITE(tkind, dst, i, ch);
+    }
+    c->text = t;
+    return t;
+}
+
+/* pii.py's handler for the candidate text[start:end]; its findings are taken over. */
+static int call_handler(Ctx *c, PyObject *handler, Py_ssize_t start, Py_ssize_t end)
+{
+    PyObject *text = get_text(c);
+    if (!text)
+        return -1;
+    PyObject *r = PyObject_CallFunction(handler, "OnnO", text, start, end, c->out);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    Py_ssize_t m = PyList_GET_SIZE(c->out);
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *f = PyList_GET_ITEM(c->out, i);
+        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a handler returned something that is not a Finding");
+            return -1;
+        }
+        PyObject *k = PyTuple_GET_ITEM(f, 0);
+        int kind = -1;
+        for (int j = 0; j < N_KINDS; j++) {
+            if (k == kind_names[j] || PyUnicode_Compare(k, kind_names[j]) == 0) {
+                kind = j;
+                break;
+            }
+        }
+        if (kind < 0) {
+            PyErr_SetString(PyExc_ValueError, "a handler returned an unknown kind");
+            return -1;
+        }
+        Py_ssize_t s = PyLong_AsSsize_t(PyTuple_GET_ITEM(f, 1));
+        Py_ssize_t e = PyLong_AsSsize_t(PyTuple_GET_ITEM(f, 2));
+        if ((s == -1 || e == -1) && PyErr_Occurred())
+            return -1;
+        if (add_finding(c, kind, s, e) < 0)
+            return -1;
+    }
+    return PyList_SetSlice(c->out, 0, m, NULL);
+}
+
+/* ================================================================================================
+ * Judgement of digit runs (pii._number, pii._classify_number and what they call), on ASCII.
+ * s = d[s0:e0] is always inside a candidate run: digits and "+-. ()/" only.
+ * ============================================================================================== */
+
+static int ipv4_full(const unsigned char *s, Py_ssize_t len)
+{
+    /* (?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|...) */
+    Py_ssize_t i = 0;
+    for (int k = 0; k < 4; k++) {
+        Py_ssize_t j = i;
+        int v = 0;
+        while (j < len && ISD(s[j]) && j - i < 4) {
+            v = v * 10 + (s[j] - '0');
+            j++;
+        }
+        Py_ssize_t w = j - i;
+        if (w < 1 || w > 3 || (j < len && ISD(s[j])))
+            return 0;
+        if (w > 1 && s[i] == '0')
+            return 0;
+        if (v > 255)
+            return 0;
+        if (k < 3) {
+            if (j >= len || s[j] != '.')
+                return 0;
+            i = j + 1;
+        } else if (j != len) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int ssn_full(const unsigned char *s, Py_ssize_t len)
+{
+    /* (?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4} */
+    if (len != 11)
+        return 0;
+    for (int i = 0; i < 11; i++)
+        if (i != 3 && i != 6 && !ISD(s[i]))
+            return 0;
+    if ((s[3] != '-' && s[3] != ' ') || s[6] != s[3])
+        return 0;
+    if ((s[0] == '0' && s[1] == '0' && s[2] == '0') || (s[0] == '6' && s[1] == '6' && s[2] == '6') || s[0] == '9')
+        return 0;
+    if (s[4] == '0' && s[5] == '0')
+        return 0;
+    if (s[7] == '0' && s[8] == '0' && s[9] == '0' && s[10] == '0')
+        return 0;
+    return 1;
+}
+
+static int ci_lit_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p, const char *lit, Py_ssize_t len)
+{
+    if (p < 0 || p + len > n)
+        return 0;
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (LOWER(d[p + i]) != (unsigned char)lit[i])
+            return 0;
+    return 1;
+}
+
+/* (?i)(?:ssn|social security(?: number| no\.?| #)?|ss#)\W{0,3}\Z searched in d[max(0,s0-24):s0] */
+static int ssn_context(const Ctx *c, Py_ssize_t s0)
+{
+    static const char *kws[] = {"ssn", "social security", "social security number", "social security no",
+                                "social security no.", "social security #", "ss#"};
+    Py_ssize_t lo = s0 - 24 < 0 ? 0 : s0 - 24;
+    for (int w = 0; w <= 3; w++) {
+        Py_ssize_t q = s0 - w;
+        if (q < lo)
+            break;
+        if (w > 0 && ISWORD(c->d[q]))
+            break; /* d[q..s0) must be non-word characters */
+        for (int k = 0; k < 7; k++) {
+            Py_ssize_t len = (Py_ssize_t)strlen(kws[k]);
+            if (q - len >= lo && ci_lit_at(c->d, c->n, q - len, kws[k], len))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static int card_shape(const unsigned char *s, Py_ssize_t len)
+{
+    /* \d{4}([ -]?)\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -]?)\d{6}\2\d{4,5}|\d{13,19} */
+    Py_ssize_t i;
+    int all = 1;
+    for (i = 0; i < len; i++)
+        if (!ISD(s[i])) {
+            all = 0;
+            break;
+        }
+    if (all)
+        return len >= 13 && len <= 19;
+    if (len < 5)
+        return 0;
+    unsigned char sep = s[4];
+    if (sep != ' ' && sep != '-')
+        return 0;
+    /* 4 S 4 S 4 S 1-7 */
+    if (len >= 16 && len <= 22) {
+        int ok = 1;
+        for (i = 0; i < len && ok; i++) {
+            if (i == 4 || i == 9 || i == 14)
+                ok = s[i] == sep;
+            else
+                ok = ISD(s[i]);
+        }
+        if (ok)
+            return 1;
+    }
+    /* 4 S 6 S 4-5 */
+    if (len == 16 || len == 17) {
+        int ok = 1;
+        for (i = 0; i < len && ok; i++) {
+            if (i == 4 || i == 11)
+                ok = s[i] == sep;
+            else
+                ok = ISD(s[i]);
+        }
+        if (ok)
+            return 1;
+    }
+    return 0;
+}
+
+static int luhn(const unsigned char *s, Py_ssize_t len)
+{
+    int sum = 0, k = 0;
+    for (Py_ssize_t i = len - 1; i >= 0; i--) {
+        if (!ISD(s[i]))
+            continue;
+        int v = s[i] - '0';
+        if (k & 1) {
+            v *= 2;
+            if (v > 9)
+                v -= 9;
+        }
+        sum += v;
+        k++;
+    }
+    return sum % 10 == 0;
+}
+
+/* Integer interval [lo, hi] of how many groups of 2..8 digits a run of `len` digits splits into. */
+static int groups_2_8(Py_ssize_t len, int *lo, int *hi)
+{
+    if (len < 2)
+        return 0;
+    *lo = (int)((len + 7) / 8);
+    *hi = (int)(len / 2);
+    return 1;
+}
+
+/* Runs of digits separated by single separators from `seps`, from s[i] to the end; each run
+ * is split into groups of 2..8 digits. The interval of possible group counts. */
+static int runs_groups(const unsigned char *s, Py_ssize_t i, Py_ssize_t len, const char *seps, int *lo, int *hi)
+{
+    *lo = 0;
+    *hi = 0;
+    if (i >= len || !ISD(s[i]))
+        return 0;
+    while (i < len) {
+        Py_ssize_t j = i;
+        while (j < len && ISD(s[j]))
+            j++;
+        int a, b;
+        if (!groups_2_8(j - i, &a, &b))
+            return 0;
+        *lo += a;
+        *hi += b;
+        if (j == len)
+            return 1;
+        if (!strchr(seps, s[j]) || s[j] == 0)
+            return 0;
+        i = j + 1;
+        if (i >= len || !ISD(s[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* 0\d{1,4}(?:[ .\-/]?\d{2,8}){1,4} */
+static int phone_p4(const unsigned char *s, Py_ssize_t len)
+{
+    if (len < 1 || s[0] != '0' || len < 2 || !ISD(s[1]))
+        return 0;
+    Py_ssize_t j = 1;
+    while (j < len && ISD(s[j]))
+        j++;
+    Py_ssize_t l0 = j - 1; /* digits of the first run after the '0' */
+    int rlo = 0, rhi = 0;
+    if (j < len) {
+        if (!strchr(" .-/", s[j]) || s[j] == 0)
+            return 0;
+        if (!runs_groups(s, j + 1, len, " .-/", &rlo, &rhi))
+            return 0;
+    }
+    for (Py_ssize_t a = 1; a <= 4 && a <= l0; a++) {
+        Py_ssize_t r = l0 - a;
+        int lo, hi;
+        if (r == 0) {
+            lo = hi = 0;
+        } else if (!groups_2_8(r, &lo, &hi)) {
+            continue;
+        }
+        lo += rlo;
+        hi += rhi;
+        if (lo <= 4 && hi >= 1)
+            return 1;
+    }
+    return 0;
+}
+
+/* \(0\d{1,4}\)[ ]?\d{2,8}(?:[ .\-]?\d{2,8}){0,3} */
+static int phone_p5(const unsigned char *s, Py_ssize_t len)
+{
+    if (len < 4 || s[0] != '(' || s[1] != '0')
+        return 0;
+    Py_ssize_t j = 2;
+    while (j < len && ISD(s[j]))
+        j++;
+    if (j - 2 < 1 || j - 2 > 4 || j >= len || s[j] != ')')
+        return 0;
+    j++;
+    if (j < len && s[j] == ' ')
+        j++;
+    int lo, hi;
+    if (!runs_groups(s, j, len, " .-", &lo, &hi))
+        return 0;
+    return lo <= 4 && hi >= 1;
+}
+
+/* (?:1[ .\-])?(?:\(\d{3}\)[ ]?|\d{3}[ .\-])\d{3}[ .\-]\d{4} */
+static int p2_tail(const unsigned char *s, Py_ssize_t i, Py_ssize_t len)
+{
+    Py_ssize_t j;
+    if (i < len && s[i] == '(') {
+        if (i + 5 > len || !ISD(s[i + 1]) || !ISD(s[i + 2]) || !ISD(s[i + 3]) || s[i + 4] != ')')
+            return 0;
+        j = i + 5;
+        if (j < len && s[j] == ' ')
+            j++;
+    } else {
+        if (i + 4 > len || !ISD(s[i]) || !ISD(s[i + 1]) || !ISD(s[i + 2]) || !strchr(" .-", s[i + 3]) || s[i + 3] == 0)
+            return 0;
+        j = i + 4;
+    }
+    if (j + 8 != len)
+        return 0;
+    for (int k = 0; k < 8; k++) {
+        if (k == 3) {
+            if (s[j + k] != ' ' && s[j + k] != '.' && s[j + k] != '-')
+                return 0;
+        } else if (!ISD(s[j + k])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int phone_p2(const unsigned char *s, Py_ssize_t len)
+{
+    if (len >= 2 && s[0] == '1' && (s[1] == ' ' || s[1] == '.' || s[1] == '-') && p2_tail(s, 2, len))
+        return 1;
+    return p2_tail(s, 0, len);
+}
+
+static int pattern_at(const unsigned char *s, Py_ssize_t len, const char *pat)
+{
+    /* Fixed-length shapes: 'd' digit, 'a'..: class, literal otherwise. */
+    Py_ssize_t plen = (Py_ssize_t)strlen(pat);
+    if (plen != len)
+        return 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        unsigned char ch = s[i], p = (unsigned char)pat[i];
+        switch (p) {
+        case 'd': if (!ISD(ch)) return 0; break;
+        case 's': if (ch != ' ' && ch != '.') return 0; break; /* [ .] */
+        case 'A': if (ch < '2' || ch > '9') return 0; break;   /* [2-9] */
+        case 'B': if (ch < '6' || ch > '9') return 0; break;   /* [6-9] */
+        case 'C': if (ch != '8' && ch != '9') return 0; break; /* [89] */
+        default: if (ch != p) return 0;
+        }
+    }
+    return 1;
+}
+
+/* (?:\+|00)[1-9]\d{0,3}(?:[ .\-/]?(?:\(0\)[ ]?)?\(?\d{1,5}\)?){1,6}: memoized over (position, groups) */
+typedef struct {
+    const unsigned char *s;
+    Py_ssize_t len;
+    signed char memo[82][7];
+} P1;
+
+static int p1_groups(P1 *m, Py_ssize_t pos, int g);
+
+static int p1_group_digits(P1 *m, Py_ssize_t p, int g)
+{
+    /* \(?\d{1,5}\)? from p, then the remaining groups */
+    const unsigned char *s = m->s;
+    Py_ssize_t len = m->len;
+    if (p < len && s[p] == '(')
+        p++;
+    for (Py_ssize_t k = 1; k <= 5 && p + k <= len && ISD(s[p + k - 1]); k++) {
+        Py_ssize_t q = p + k; /* a shorter group may be followed by more digits: the next group */
+        if (q < len && s[q] == ')') {
+            if (p1_groups(m, q + 1, g + 1))
+                return 1;
+            /* not taking ')' leaves a ')' no group starts with */
+        } else if (p1_groups(m, q, g + 1)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int p1_groups(P1 *m, Py_ssize_t pos, int g)
+{
+    if (pos == m->len)
+        return g >= 1;
+    if (g >= 6)
+        return 0;
+    if (m->memo[pos][g])
+        return m->memo[pos][g] > 0;
+    const unsigned char *s = m->s;
+    Py_ssize_t len = m->len;
+    Py_ssize_t p = pos;
+    int ok = 0;
+    if (s[p] == ' ' || s[p] == '.' || s[p] == '-' || s[p] == '/')
+        p++;
+    if (p + 3 <= len && s[p] == '(' && s[p + 1] == '0' && s[p + 2] == ')') {
+        Py_ssize_t q = p + 3;
+        if (q < len && s[q] == ' ')
+            q++;
+        ok = p1_group_digits(m, q, g);
+    }
+    if (!ok)
+        ok = p1_group_digits(m, p, g);
+    m->memo[pos][g] = ok ? 1 : -1;
+    return ok;
+}
+
+static int phone_p1(const unsigned char *s, Py_ssize_t len)
+{
+    Py_ssize_t i;
+    if (len >= 1 && s[0] == '+')
+        i = 1;
+    else if (len >= 2 && s[0] == '0' && s[1] == '0')
+        i = 2;
+    else
+        return 0;
+    if (i >= len || s[i] < '1' || s[i] > '9')
+        return 0;
+    if (len > 81)
+        return 0;
+    P1 m;
+    m.s = s;
+    m.len = len;
+    memset(m.memo, 0, sizeof(m.memo));
+    for (Py_ssize_t cc = 1; cc <= 4 && i + cc <= len && ISD(s[i + cc - 1]); cc++)
+        if (p1_groups(&m, i + cc, 0))
+            return 1;
+    return 0;
+}
+
+static int phone_full(const unsigned char *s, Py_ssize_t len)
+{
+    if (len > 81)
+        return 0; /* longer than any phone shape (at most 78 characters) */
+    return phone_p1(s, len) || phone_p2(s, len) || pattern_at(s, len, "AddAdddddd") || phone_p4(s, len) ||
+           phone_p5(s, len) || pattern_at(s, len, "Bddsddsddsdd") || pattern_at(s, len, "Cdsdddsddsdd") ||
+           pattern_at(s, len, "Bddsdddsddd");
+}
+
+/* (?<!\d)(?:\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d\d|(?:19|20)\d\d[./-]\d{1,2}[./-]\d{1,2})(?!\d) in s */
+static int date_inside(const unsigned char *s, Py_ssize_t len)
+{
+    Py_ssize_t rs[3], re_[3];
+    int nr = 0;
+    Py_ssize_t i = 0;
+    while (i < len) {
+        if (!ISD(s[i])) {
+            i++;
+            continue;
+        }
+        Py_ssize_t j = i;
+        while (j < len && ISD(s[j]))
+            j++;
+        if (nr == 3) {
+            rs[0] = rs[1], re_[0] = re_[1];
+            rs[1] = rs[2], re_[1] = re_[2];
+            nr = 2;
+        }
+        rs[nr] = i;
+        re_[nr] = j;
+        nr++;
+        if (nr == 3) {
+            int gaps = rs[1] - re_[0] == 1 && rs[2] - re_[1] == 1;
+            unsigned char g1 = s[re_[0]], g2 = s[re_[1]];
+            gaps = gaps && (g1 == '.' || g1 == '/' || g1 == '-') && (g2 == '.' || g2 == '/' || g2 == '-');
+            if (gaps) {
+                Py_ssize_t l0 = re_[0] - rs[0], l1 = re_[1] - rs[1], l2 = re_[2] - rs[2];
+#define CENTURY(k) ((s[rs[k]] == '1' && s[rs[k] + 1] == '9') || (s[rs[k]] == '2' && s[rs[k] + 1] == '0'))
+                if (l0 >= 1 && l0 <= 2 && l1 >= 1 && l1 <= 2 && l2 == 4 && CENTURY(2))
+                    return 1;
+                if (l0 == 4 && CENTURY(0) && l1 >= 1 && l1 <= 2 && l2 >= 1 && l2 <= 2)
+                    return 1;
+#undef CENTURY
+            }
+        }
+        i = j;
+    }
+    return 0;
+}
+
+static int intl_length_ok(const unsigned char *s, Py_ssize_t len, Py_ssize_t n)
+{
+    char digits[96];
+    int nd = 0;
+    for (Py_ssize_t i = 0; i < len && nd < 95; i++)
+        if (ISD(s[i]))
+            digits[nd++] = (char)s[i];
+    int off = 0;
+    if (s[0] == '0') {
+        off = nd >= 2 ? 2 : nd;
+        n -= 2;
+    }
+    for (Py_ssize_t i = 0; i + 2 < len; i++)
+        if (s[i] == '(' && s[i + 1] == '0' && s[i + 2] == ')') {
+            n -= 1;
+            break;
+        }
+    for (int size = 1; size <= 3 && size <= nd - off; size++) {
+        for (int k = 0; k < n_nsn; k++) {
+            if (nsn_keylen[k] == size && memcmp(nsn_key[k], digits + off, size) == 0)
+                return nsn_lo[k] <= n - size && n - size <= nsn_hi[k];
+        }
+    }
+    return 8 <= n && n <= 15;
+}
+
+/* pii._classify_number: the kind of d[s0:e0] holding n digits, or -1 */
+static int classify(const Ctx *c, Py_ssize_t s0, Py_ssize_t e0, Py_ssize_t n)
+{
+    const unsigned char *s = c->d + s0;
+    Py_ssize_t len = e0 - s0;
+    if (n <= 12) {
+        int dots = 0;
+        for (Py_ssize_t i = 0; i < len; i++)
+            dots += s[i] == '.';
+        if (dots == 3 && ipv4_full(s, len))
+            return K_IP;
+    }
+    if (n < 9)
+        return -1;
+    if (n == 9) {
+        if (ssn_full(s, len))
+            return K_SSN;
+        int alld = len > 0;
+        for (Py_ssize_t i = 0; i < len && alld; i++)
+            alld = ISD(s[i]);
+        if (alld && ssn_context(c, s0))
+            return K_SSN;
+    }
+    if (n >= 13 && n <= 19 && card_shape(s, len) && luhn(s, len))
+        return K_CARD;
+    if (n <= 15 && phone_full(s, len)) {
+        int international = s[0] == '+' || (len >= 2 && s[0] == '0' && s[1] == '0');
+        if (!international) {
+            if (s[0] == '0' && !(n >= 9 && n <= 12))
+                return -1;
+            int seps = 0;
+            for (Py_ssize_t i = 0; i < len; i++)
+                seps |= s[i] == '/' || s[i] == '.' || s[i] == '-';
+            if (seps && date_inside(s, len))
+                return -1;
+        } else if (!intl_length_ok(s, len, n)) {
+            return -1;
+        }
+        return K_PHONE;
+    }
+    return -1;
+}
+
+/* pii._CODE_BEFORE.search(text, max(0, start - 48), start): a code just before the run */
+static int code_before(const Ctx *c, Py_ssize_t start)
+{
+    const unsigned char *d = c->d;
+    Py_ssize_t e = start - 1; /* the space */
+    Py_ssize_t lo = start - 48 < 0 ? 0 : start - 48;
+#define FREE_BEFORE(m0) ((m0) == 0 || !(ISWORD(d[(m0) - 1]) || d[(m0) - 1] == '-'))
+    /* (?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{4} */
+    Py_ssize_t m0 = e - 4;
+    if (m0 >= lo) {
+        int ok = 1, dig = 0, up = 0;
+        for (int i = 0; i < 4; i++) {
+            unsigned char ch = d[m0 + i];
+            ok = ok && ISUPDIG(ch);
+            dig |= ISD(ch);
+            up |= ISUP(ch);
+        }
+        if (ok && dig && up && FREE_BEFORE(m0))
+            return 1;
+    }
+    /* [A-Z]{2}\d\d(?: [A-Z0-9]{4}){0,7} */
+    for (int g = 0; g <= 7; g++) {
+        m0 = e - 4 - 5 * g;
+        if (m0 < lo)
+            break;
+        if (!(ISUP(d[m0]) && ISUP(d[m0 + 1]) && ISD(d[m0 + 2]) && ISD(d[m0 + 3])))
+            continue;
+        int ok = 1;
+        for (int k = 0; k < g && ok; k++) {
+            Py_ssize_t q = m0 + 4 + 5 * k;
+            ok = d[q] == ' ' && ISUPDIG(d[q + 1]) && ISUPDIG(d[q + 2]) && ISUPDIG(d[q + 3]) && ISUPDIG(d[q + 4]);
+        }
+        if (ok && FREE_BEFORE(m0))
+            return 1;
+    }
+#undef FREE_BEFORE
+    return 0;
+}
+
+static int french_pairs(const unsigned char *s, Py_ssize_t len)
+{
+    /* 0\d(?:[ .]\d\d){4} */
+    if (len != 14 || s[0] != '0' || !ISD(s[1]))
+        return 0;
+    for (int k = 0; k < 4; k++) {
+        const unsigned char *g = s + 2 + 3 * k;
+        if ((g[0] != ' ' && g[0] != '.') || !ISD(g[1]) || !ISD(g[2]))
+            return 0;
+    }
+    return 1;
+}
+
+#define MAX_GROUPS 6
+
+/* pii._number */
+static int judge_number(Ctx *c, Py_ssize_t start, Py_ssize_t end)
+{
+    const unsigned char *d = c->d;
+    if (nonascii(c, start - 49, start) || nonascii(c, end, end + 1))
+        return call_handler(c, h_digits, start, end);
+    if (end < c->n && (ISALNUM(d[end]) || d[end] == '_' || d[end] == '@'))
+        return 0;
+    if (start > 0) {
+        unsigned char b = d[start - 1];
+        if (ISALNUM(b) || b == '_' || b == '$' || b == '%' || b == '#' || b == '@') {
+            Py_ssize_t s = start;
+            if (ISD(d[s])) {
+                while (ISD(d[s]))
+                    s++;
+            } else {
+                s = start + 1;
+            }
+            while (s < end && !ISD(d[s]) && d[s] != '+' && d[s] != '(')
+                s++;
+            if (s >= end || (d[s - 1] != ' ' && d[s - 1] != '/'))
+                return 0;
+            start = s;
+        }
+    }
+    if (start > 4 && d[start - 1] == ' ' && ISUPDIG(d[start - 2]) && code_before(c, start))
+        return 0;
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = start; i < end; i++)
+        n += ISD(d[i]);
+    int kind = classify(c, start, end, n);
+    if (kind >= 0) {
+        if (kind == K_PHONE && d[start] == '0' && d[start + 1] != '0' && !french_pairs(d + start, end - start)) {
+            Py_ssize_t sp = -1;
+            for (Py_ssize_t i = end - 1; i >= start; i--)
+                if (d[i] == ' ') {
+                    sp = i;
+                    break;
+                }
+            if (sp > start) {
+                Py_ssize_t tail = end - sp - 1;
+                if (tail <= 3 && classify(c, start, sp, n - tail) >= 0)
+                    end = sp;
+            }
+        }
+        return add_finding(c, kind, start, end);
+    }
+    if (n >= 13 && n <= 19 && card_shape(d + start, end - start))
+        return 0;
+    /* The run may join several numbers: spans of whole digit groups, longest first. */
+    Py_ssize_t ng = 0;
+    for (Py_ssize_t i = start; i < end; i++)
+        if (ISD(d[i]) && (i == start || !ISD(d[i - 1])))
+            ng++;
+    if (ng == 0)
+        return 0;
+    Py_ssize_t *gs = PyMem_Malloc(sizeof(Py_ssize_t) * (3 * ng + 1));
+    if (!gs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t *ge = gs + ng, *dig = gs + 2 * ng; /* dig[k]: digits in the first k groups */
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = start; i < end;) {
+        if (!ISD(d[i])) {
+            i++;
+            continue;
+        }
+        Py_ssize_t j = i;
+        while (j < end && ISD(d[j]))
+            j++;
+        gs[k] = i;
+        ge[k] = j;
+        k++;
+        i = j;
+    }
+    dig[0] = 0;
+    for (k = 0; k < ng; k++)
+        dig[k + 1] = dig[k] + ge[k] - gs[k];
+    Py_ssize_t last = ng - 1;
+    int rc = 0;
+    for (Py_ssize_t i = 0; i <= last; i++) {
+        Py_ssize_t jmax = i + MAX_GROUPS - 1 < last ? i + MAX_GROUPS - 1 : last;
+        for (Py_ssize_t j = jmax; j >= i; j--) {
+            Py_ssize_t nn = dig[j + 1] - dig[i];
+            if (nn < 9 || nn > 19)
+                continue;
+            if (i > 0) {
+                unsigned char b = d[gs[i] - 1];
+                if (b != ' ' && b != '/' && b != '(' && b != '+')
+                    continue;
+            }
+            if (j < last) {
+                unsigned char a = d[ge[j]];
+                if (a != ' ' && a != '/' && a != ')')
+                    continue;
+            }
+            Py_ssize_t s0s[2], e0s[2];
+            int ns, ne;
+            if (i == 0 && start < gs[0]) {
+                s0s[0] = start, s0s[1] = gs[0], ns = 2;
+            } else {
+                s0s[0] = gs[i], ns = 1;
+            }
+            if (j == last && end > ge[j]) {
+                e0s[0] = end, e0s[1] = ge[j], ne = 2;
+            } else {
+                e0s[0] = ge[j], ne = 1;
+            }
+            int found = -1;
+            for (int a = 0; a < ns && found < 0; a++)
+                for (int b = 0; b < ne && found < 0; b++) {
+                    if (s0s[a] == start && e0s[b] == end)
+                        continue;
+                    int kk = classify(c, s0s[a], e0s[b], nn);
+                    if (kk >= 0) {
+                        found = kk;
+                        if (add_finding(c, kk, s0s[a], e0s[b]) < 0) {
+                            rc = -1;
+                            goto done;
+                        }
+                    }
+                }
+            if (found >= 0) {
+                i = j;
+                break;
+            }
+        }
+    }
+done:
+    PyMem_Free(gs);
+    return rc;
+}
+
+/* pii._ipv4 */
+static int judge_ipv4(Ctx *c, Py_ssize_t start, Py_ssize_t end)
+{
+    const unsigned char *d = c->d;
+    if (nonascii(c, start - 1, start) || nonascii(c, end, end + 1))
+        return call_handler(c, h_ipv4, start, end);
+    if (start > 0) {
+        unsigned char b = d[start - 1];
+        if (ISALNUM(b) || b == '_' || b == '.' || b == '$' || b == '#' || b == '-')
+            return 0;
+    }
+    if (end < c->n && (ISALNUM(d[end]) || d[end] == '_' || d[end] == '-'))
+        return 0;
+    if (ipv4_full(d + start, end - start))
+        return add_finding(c, K_IP, start, end);
+    return 0;
+}
+
+/* pii._email: d[start] is '@'; `run_end` ends the [A-Za-z0-9.-] run after it */
+static int judge_email(Ctx *c, Py_ssize_t start, Py_ssize_t run_end)
+{
+    const unsigned char *d = c->d;
+    if (nonascii(c, start - 64, start) || nonascii(c, run_end, run_end + 1))
+        return call_handler(c, h_emails, start, run_end);
+    /* _EMAIL_DOMAIN: @[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}(?![\w-]) */
+    Py_ssize_t p = start + 1;
+    if (!ISALNUM(d[p]))
+        return 0;
+    Py_ssize_t q = p;
+    while (ISALNUM(d[q]) || d[q] == '-')
+        q++;
+    if (q - p > 63)
+        return 0;
+    /* labels after L0: starts and ends, up to 10 (8 groups + the last + one more) */
+    Py_ssize_t ls[10], le[10];
+    int nl = 0;
+    while (nl < 10 && d[q] == '.') {
+        Py_ssize_t r = q + 1;
+        while (ISALNUM(d[r]) || d[r] == '-')
+            r++;
+        if (r == q + 1)
+            break;
+        ls[nl] = q + 1;
+        le[nl] = r;
+        nl++;
+        q = r;
+    }
+    Py_ssize_t dom_end = -1;
+    for (int k = nl - 1 < 8 ? nl - 1 : 8; k >= 0; k--) {
+        /* k groups (labels 0..k-1, each at most 63), then label k as the top-level domain */
+        int ok = 1;
+        for (int i = 0; i < k && ok; i++)
+            ok = le[i] - ls[i] <= 63;
+        if (!ok)
+            continue;
+        Py_ssize_t a = ls[k], b = le[k];
+        Py_ssize_t L = b - a;
+        if (L < 2 || L > 24)
+            continue;
+        for (Py_ssize_t i = a; i < b && ok; i++)
+            ok = ISAL(d[i]);
+        /* (?![\w-]) after the letters: d[b] is not a label character (the label is whole) and not '_' */
+        if (ok && d[b] != '_') {
+            dom_end = b;
+            break;
+        }
+    }
+    if (dom_end < 0)
+        return 0;
+    /* _LOCAL_REVERSED on the 64 characters before '@', read backwards */
+    Py_ssize_t lo = start - 64 < 0 ? 0 : start - 64;
+    Py_ssize_t i = start - 1;
+    if (i < lo)
+        return 0;
+    unsigned char ch = d[i];
+    if (!(ISWORD(ch) || ch == '+' || ch == '%' || ch == '-'))
+        return 0;
+    Py_ssize_t local_start = i;
+    for (; i >= lo; i--) {
+        ch = d[i];
+        if (ISWORD(ch) || ch == '+' || ch == '%' || ch == '-')
+            local_start = i;
+        else if (ch != '.')
+            break;
+    }
+    return add_finding(c, K_EMAIL, local_start, dom_end);
+}
+
+/* ================================================================================================
+ * The four candidate scans: pii._PASSES, leftmost-first like RE2, non-overlapping.
+ * ============================================================================================== */
+
+static int lit_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p, const char *lit)
+{
+    Py_ssize_t len = (Py_ssize_t)strlen(lit);
+    return p + len <= n && memcmp(d + p, lit, len) == 0;
+}
+
+/* _SECRET_PREFIXES at p: the end, or -1 */
+static Py_ssize_t secret_prefix(const unsigned char *d, Py_ssize_t n, Py_ssize_t p)
+{
+    unsigned char ch = d[p];
+    switch (ch) {
+    case 's':
+        if (lit_at(d, n, p, "sk-") && (ISALNUM(d[p + 3]) || d[p + 3] == '_' || d[p + 3] == '-'))
+            return p + 4;
+        /* fallthrough */
+    case 'r':
+        if (d[p + 1] == 'k' && d[p + 2] == '_' && (lit_at(d, n, p + 3, "live_") || lit_at(d, n, p + 3, "test_")))
+            return p + 8;
+        return -1;
+    case 'A':
+        if ((lit_at(d, n, p, "AKIA") || lit_at(d, n, p, "ASIA") || lit_at(d, n, p, "ABIA") || lit_at(d, n, p, "ACCA")) &&
+            ISUPDIG(d[p + 4]))
+            return p + 5;
+        if (lit_at(d, n, p, "AIza"))
+            return p + 4;
+        return -1;
+    case 'g':
+        if (d[p + 1] == 'h' && strchr("pousr", d[p + 2]) && d[p + 2] && d[p + 3] == '_')
+            return p + 4;
+        if (lit_at(d, n, p, "github_pat_"))
+            return p + 11;
+        return -1;
+    case 'x':
+        if (d[p + 1] == 'o' && d[p + 2] == 'x' && d[p + 3] && strchr("abposrce", d[p + 3]) && d[p + 4] == '-')
+            return p + 5;
+        return -1;
+    case 'h':
+        return lit_at(d, n, p, "hooks.slack.com/") ? p + 16 : -1;
+    case 'w':
+        return lit_at(d, n, p, "whsec_") ? p + 6 : -1;
+    case 'y':
+        return lit_at(d, n, p, "ya29.") ? p + 5 : -1;
+    case 'G':
+        return lit_at(d, n, p, "GOCSPX-") ? p + 7 : -1;
+    case 'e':
+        return lit_at(d, n, p, "eyJ") ? p + 3 : -1;
+    case '-':
+        return lit_at(d, n, p, "-----BEGIN") ? p + 10 : -1;
+    }
+    return -1;
+}
+
+static Py_ssize_t bearer_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p)
+{
+    if (!(lit_at(d, n, p, "Bearer") || lit_at(d, n, p, "bearer") || lit_at(d, n, p, "BEARER")))
+        return -1;
+    Py_ssize_t q = p + 6;
+    if (!ISSPTAB(d[q]))
+        return -1;
+    while (ISSPTAB(d[q]))
+        q++;
+    unsigned char ch = d[q];
+    if (ISALNUM(ch) || ch == '.' || ch == '_' || ch == '~' || ch == '+' || ch == '/' || ch == '-')
+        return q + 1;
+    return -1;
+}
+
+/* `word` with an optional [ _-] before the part after `split` characters (case-insensitive) */
+static Py_ssize_t kw_sep(const unsigned char *d, Py_ssize_t n, Py_ssize_t p, const char *a, const char *b)
+{
+    Py_ssize_t la = (Py_ssize_t)strlen(a), lb = (Py_ssize_t)strlen(b);
+    if (!ci_lit_at(d, n, p, a, la))
+        return -1;
+    Py_ssize_t q = p + la;
+    if (d[q] == ' ' || d[q] == '_' || d[q] == '-') {
+        if (ci_lit_at(d, n, q + 1, b, lb))
+            return q + 1 + lb;
+    }
+    if (ci_lit_at(d, n, q, b, lb))
+        return q + lb;
+    return -1;
+}
+
+static Py_ssize_t assign_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p)
+{
+    static const char *plain[] = {"password", "passwd", "passphrase", "passcode", "pwd", "pin", "secret", "token"};
+    Py_ssize_t q = -1;
+    switch (LOWER(d[p])) {
+    case 'c': q = kw_sep(d, n, p, "client", "secret"); break;
+    case 'a':
+        q = kw_sep(d, n, p, "api", "key");
+        if (q < 0)
+            q = kw_sep(d, n, p, "access", "token");
+        if (q < 0)
+            q = kw_sep(d, n, p, "auth", "token");
+        break;
+    case 'p': case 's': case 't':
+        for (int i = 0; i < 8 && q < 0; i++) {
+            Py_ssize_t len = (Py_ssize_t)strlen(plain[i]);
+            if (ci_lit_at(d, n, p, plain[i], len))
+                q = p + len;
+        }
+        break;
+    default:
+        return -1;
+    }
+    if (q < 0)
+        return -1;
+    Py_ssize_t s = q;
+    while (ISSPTAB(d[s]))
+        s++;
+    if (d[s] == ':' || d[s] == '=')
+        return s + 1;
+    if (s > q) {
+        if (ci_lit_at(d, n, s, "is", 2) && ISSPTAB(d[s + 2]))
+            return s + 3;
+        if (ci_lit_at(d, n, s, "was", 3) && ISSPTAB(d[s + 3]))
+            return s + 4;
+    }
+    return -1;
+}
+
+static int scan_letters(Ctx *c)
+{
+    const unsigned char *d = c->d;
+    Py_ssize_t n = c->n, p = 0;
+    while (p < n) {
+        unsigned char ch = d[p];
+        if (!(ISAL(ch) || ch == '-')) {
+            p++;
+            continue;
+        }
+        Py_ssize_t e = secret_prefix(d, n, p);
+        if (e < 0 && (ch == 'B' || ch == 'b'))
+            e = bearer_at(d, n, p);
+        int is_assign = 0;
+        if (e < 0) {
+            e = assign_at(d, n, p);
+            is_assign = e >= 0;
+        }
+        if (e < 0) {
+            p++;
+            continue;
+        }
+        /* pii._assign refuses a keyword glued to a word ("spin:", "tokens="): no need to ask it */
+        if (!(is_assign && p > 0 && ISALNUM(d[p - 1])))
+            if (call_handler(c, h_letters, p, e) < 0)
+                return -1;
+        p = e;
+    }
+    return 0;
+}
+
+/* _DOT at q: its end, or -1 */
+static Py_ssize_t obf_dot(const unsigned char *d, Py_ssize_t n, Py_ssize_t q)
+{
+    Py_ssize_t s = q;
+    while (ISSPTAB(d[s]))
+        s++;
+    unsigned char ch = d[s];
+    if (ch == '.') {
+        s++;
+        while (ISSPTAB(d[s]))
+            s++;
+        return s;
+    }
+    if (ch == '[' || ch == '(' || ch == '{' || ch == '<') {
+        s++;
+        while (ISSPTAB(d[s]))
+            s++;
+        if (!ci_lit_at(d, n, s, "dot", 3))
+            return -1;
+        s += 3;
+        while (ISSPTAB(d[s]))
+            s++;
+        ch = d[s];
+        if (!(ch == ']' || ch == ')' || ch == '}' || ch == '>'))
+            return -1;
+        s++;
+        while (ISSPTAB(d[s]))
+            s++;
+        return s;
+    }
+    if (s > q && ci_lit_at(d, n, s, "dot", 3) && ISSPTAB(d[s + 3])) {
+        s += 3;
+        while (ISSPTAB(d[s]))
+            s++;
+        return s;
+    }
+    return -1;
+}
+
+#define ISLABEL(c) (ISALNUM(c) || (c) == '-')
+
+/* the first top-level domain (pii._TLDS order) that starts the label at a, or 0 */
+static int tld_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t a)
+{
+    for (int i = 0; i < n_tlds; i++)
+        if (ci_lit_at(d, n, a, tlds[i], tld_len[i]))
+            return tld_len[i];
+    return 0;
+}
+
+/* the email_obf candidate at p: its end, or -1 */
+static Py_ssize_t email_obf_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p)
+{
+    unsigned char ch = d[p];
+    Py_ssize_t s;
+    if (ch == '[' || ch == '(' || ch == '{' || ch == '<') {
+        s = p + 1;
+        while (ISSPTAB(d[s]))
+            s++;
+        if (!ci_lit_at(d, n, s, "at", 2))
+            return -1;
+        s += 2;
+        while (ISSPTAB(d[s]))
+            s++;
+        ch = d[s];
+        if (!(ch == ']' || ch == ')' || ch == '}' || ch == '>'))
+            return -1;
+        s++;
+        while (ISSPTAB(d[s]))
+            s++;
+    } else if (ch == ' ' || ch == '\t' || ch == '\n') {
+        s = p + 1;
+        if (ci_lit_at(d, n, s, "at", 2))
+            s += 2;
+        else if (d[s] == '@')
+            s += 1;
+        else
+            return -1;
+        if (!ISSPTAB(d[s]))
+            return -1;
+        while (ISSPTAB(d[s]))
+            s++;
+    } else {
+        return -1;
+    }
+    if (!ISALNUM(d[s]))
+        return -1;
+    /* label0, then (DOT label)* as far as it goes; the last label that starts with a TLD ends it */
+    Py_ssize_t q = s;
+    while (ISLABEL(d[q]))
+        q++;
+    Py_ssize_t best = -1;
+    for (;;) {
+        Py_ssize_t a = obf_dot(d, n, q);
+        if (a < 0 || !ISLABEL(d[a]))
+            break;
+        int t = tld_at(d, n, a);
+        if (t)
+            best = a + t;
+        q = a;
+        while (ISLABEL(d[q]))
+            q++;
+    }
+    return best;
+}
+
+static int scan_emails(Ctx *c)
+{
+    const unsigned char *d = c->d;
+    Py_ssize_t n = c->n, p = 0;
+    while (p < n) {
+        unsigned char ch = d[p];
+        if (ch == '@') {
+            /* @[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*\.[A-Za-z][A-Za-z]+ */
+            Py_ssize_t q = p + 1;
+            if (ISALNUM(d[q])) {
+                while (ISLABEL(d[q]))
+                    q++;
+                Py_ssize_t best = -1;
+                while (d[q] == '.' && ISLABEL(d[q + 1])) {
+                    Py_ssize_t a = q + 1;
+                    if (ISAL(d[a]) && ISAL(d[a + 1])) {
+                        Py_ssize_t b = a + 2;
+                        while (ISAL(d[b]))
+                            b++;
+                        best = b;
+                    }
+                    q = a;
+                    while (ISLABEL(d[q]))
+                        q++;
+                }
+                if (best > 0) {
+                    /* the [A-Za-z0-9.-] run the plain-address check may read */
+                    Py_ssize_t r = p + 1;
+                    while (ISLABEL(d[r]) || d[r] == '.')
+                        r++;
+                    if (judge_email(c, p, r) < 0)
+                        return -1;
+                    p = best;
+                    continue;
+                }
+            }
+            p++;
+            continue;
+        }
+        if (ch == '[' || ch == '(' || ch == '{' || ch == '<' || ch == ' ' || ch == '\t' || ch == '\n') {
+            Py_ssize_t e = email_obf_at(d, n, p);
+            if (e > 0) {
+                if (call_handler(c, h_emails, p, e) < 0)
+                    return -1;
+                p = e;
+                continue;
+            }
+        }
+        p++;
+    }
+    return 0;
+}
+
+static int scan_digits(Ctx *c)
+{
+    const unsigned char *d = c->d;
+    Py_ssize_t n = c->n, p = 0;
+    Py_ssize_t hc_end = -1;     /* end of the [hex:] run holding p (valid while p < hc_end) */
+    Py_ssize_t dc = -1;         /* first "::" at or after the last query, or the run end */
+    Py_ssize_t v6b_fail = -1;   /* the five-groups form fails for positions before this */
+    Py_ssize_t num_fail = -1;   /* a digit run too short: number fails for digits before this */
+    while (p < n) {
+        unsigned char ch = d[p];
+        Py_ssize_t e = -1;
+        /* iban: (?:CC)[0-9][0-9] ?[A-Z0-9]{4} */
+        if (ISUP(ch) && ISUP(d[p + 1]) && iban_cc[ch - 'A'][d[p + 1] - 'A'] && ISD(d[p + 2]) && ISD(d[p + 3])) {
+            Py_ssize_t q = p + 4;
+            if (d[q] == ' ' && ISUPDIG(d[q + 1]) && ISUPDIG(d[q + 2]) && ISUPDIG(d[q + 3]) && ISUPDIG(d[q + 4]))
+                e = q + 5;
+            else if (ISUPDIG(d[q]) && ISUPDIG(d[q + 1]) && ISUPDIG(d[q + 2]) && ISUPDIG(d[q + 3]))
+                e = q + 4;
+            if (e > 0) {
+                if (call_handler(c, h_digits, p, e) < 0)
+                    return -1;
+                p = e;
+                continue;
+            }
+        }
+        /* ipv6 */
+        if (ISHEXCOLON(ch)) {
+            if (p >= hc_end) {
+                hc_end = p;
+                while (ISHEXCOLON(d[hc_end]))
+                    hc_end++;
+            }
+            if (dc < p) {
+                dc = p;
+                while (dc + 1 < hc_end && !(d[dc] == ':' && d[dc + 1] == ':'))
+                    dc++;
+                if (dc + 1 >= hc_end)
+                    dc = hc_end;
+            }
+            if (dc + 1 < hc_end) {
+                /* [hex]*(?::[hex]+)*::[hex:.]* */
+                e = dc + 2;
+                while (ISHEXCOLONDOT(d[e]))
+                    e++;
+            } else if (ISHEX(ch) && p >= v6b_fail) {
+                /* [hex]+:[hex]+:[hex]+:[hex]+:[hex]+:[hex:.]+ */
+                Py_ssize_t q = p, first_end = -1;
+                int ok = 1;
+                for (int k = 0; k < 5 && ok; k++) {
+                    Py_ssize_t r = q;
+                    while (ISHEX(d[r]))
+                        r++;
+                    if (k == 0)
+                        first_end = r;
+                    ok = r > q && d[r] == ':';
+                    q = r + 1;
+                }
+                if (ok && ISHEXCOLONDOT(d[q])) {
+                    e = q;
+                    while (ISHEXCOLONDOT(d[e]))
+                        e++;
+                } else {
+                    v6b_fail = first_end;
+                }
+            }
+            if (e > 0) {
+                if (call_handler(c, h_digits, p, e) < 0)
+                    return -1;
+                p = e;
+                continue;
+            }
+        }
+        /* number: [+(]?[0-9](?:[\-. ()/]*[0-9]){8}(?:[0-9\-. ()/]*[0-9])?\)? */
+        Py_ssize_t q = -1;
+        if (ISD(ch))
+            q = p;
+        else if ((ch == '+' || ch == '(') && ISD(d[p + 1]))
+            q = p + 1;
+        if (q >= 0 && q >= num_fail) {
+            Py_ssize_t r = q, last = q;
+            int digits = 0;
+            while (ISD(d[r]) || ISNUMSEP(d[r])) {
+                if (ISD(d[r])) {
+                    digits++;
+                    last = r;
+                }
+                r++;
+            }
+            if (digits >= 9) {
+                e = last + 1;
+                if (d[e] == ')')
+                    e++;
+                if (judge_number(c, p, e) < 0)
+                    return -1;
+                p = e;
+                continue;
+            }
+            num_fail = r;
+        }
+        p++;
+    }
+    return 0;
+}
+
+static int scan_ipv4(Ctx *c)
+{
+    const unsigned char *d = c->d;
+    Py_ssize_t n = c->n, p = 0;
+    while (p < n) {
+        if (!ISD(d[p])) {
+            p++;
+            continue;
+        }
+        /* [0-9]+\.[0-9]+\.[0-9]+\.[0-9]+ from the start of this digit run */
+        Py_ssize_t q = p, first = -1;
+        int ok = 1;
+        for (int k = 0; k < 4 && ok; k++) {
+            Py_ssize_t r = q;
+            while (ISD(d[r]))
+                r++;
+            if (k == 0)
+                first = r;
+            ok = r > q && (k == 3 || d[r] == '.');
+            q = k == 3 ? r : r + 1;
+        }
+        if (ok) {
+            if (judge_ipv4(c, p, q) < 0)
+                return -1;
+            p = q;
+        } else {
+            p = first;
+        }
+    }
+    return 0;
+}
+
+/* ================================================================================================
+ * Entry point
+ * ============================================================================================== */
+
+static int cmp_fnd(const void *a, const void *b)
+{
+    const Fnd *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+static PyObject *make_finding(int kind, Py_ssize_t s, Py_ssize_t e)
+{
+    PyObject *f = finding_type->tp_alloc(finding_type, 3);
+    if (!f)
+        return NULL;
+    PyObject *ps = PyLong_FromSsize_t(s), *pe = PyLong_FromSsize_t(e);
+    if (!ps || !pe) {
+        Py_XDECREF(ps);
+        Py_XDECREF(pe);
+        Py_DECREF(f);
+        return NULL;
+    }
+    Py_INCREF(kind_names[kind]);
+    PyTuple_SET_ITEM(f, 0, kind_names[kind]);
+    PyTuple_SET_ITEM(f, 1, ps);
+    PyTuple_SET_ITEM(f, 2, pe);
+    return f;
+}
+
+static PyObject *find_many(PyObject *self, PyObject *arg)
+{
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "_pii_fast.configure() was not called");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(arg, "expected a sequence of str");
+    if (!seq)
+        return NULL;
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    PyObject *result = NULL;
+    Ctx c;
+    memset(&c, 0, sizeof(c));
+    unsigned char *buf = NULL;
+
+    for (Py_ssize_t i = 0; i < m; i++)
+        if (!PyUnicode_Check(items[i])) {
+            PyErr_Format(PyExc_TypeError, "expected str, got %s", Py_TYPE(items[i])->tp_name);
+            goto out;
+        }
+    result = PyList_New(m);
+    if (!result)
+        goto out;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *l = PyList_New(0);
+        if (!l) {
+            Py_CLEAR(result);
+            goto out;
+        }
+        PyList_SET_ITEM(result, i, l);
+    }
+    if (m == 0)
+        goto out;
+    c.joined = PyUnicode_Join(separator, seq);
+    if (!c.joined) {
+        Py_CLEAR(result);
+        goto out;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(c.joined);
+    buf = PyMem_Malloc(n + 16);
+    if (!buf) {
+        PyErr_NoMemory();
+        Py_CLEAR(result);
+        goto out;
+    }
+    memset(buf + n, 0, 16);
+    c.all_ascii = PyUnicode_IS_ASCII(c.joined);
+    if (c.all_ascii) {
+        memcpy(buf, PyUnicode_DATA(c.joined), n);
+    } else {
+        int kind = PyUnicode_KIND(c.joined);
+        const void *src = PyUnicode_DATA(c.joined);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 ch = PyUnicode_READ(kind, src, i);
+            if (ch < 0x80) {
+                buf[i] = (unsigned char)ch;
+            } else if (ch < 0x10000 && norm_table[ch]) {
+                buf[i] = norm_table[ch];
+                c.mapped = 1;
+            } else {
+                buf[i] = 0xFF;
+            }
+        }
+    }
+    c.d = buf;
+    c.n = n;
+    c.out = PyList_New(0);
+    if (!c.out || scan_letters(&c) < 0 || scan_emails(&c) < 0 || scan_digits(&c) < 0 || scan_ipv4(&c) < 0) {
+        Py_CLEAR(result);
+        goto out;
+    }
+    if (c.nf == 0)
+        goto out;
+    /* merge overlapping findings into one of the more specific kind */
+    qsort(c.f, c.nf, sizeof(Fnd), cmp_fnd);
+    Py_ssize_t nm = 1;
+    for (Py_ssize_t i = 1; i < c.nf; i++) {
+        Fnd *last = &c.f[nm - 1], *f = &c.f[i];
+        if (f->start < last->end) {
+            if (priority[f->kind] < priority[last->kind])
+                last->kind = f->kind;
+            if (f->end > last->end)
+                last->end = f->end;
+        } else {
+            c.f[nm++] = *f;
+        }
+    }
+    /* split per text */
+    Py_ssize_t seplen = PyUnicode_GET_LENGTH(separator);
+    Py_ssize_t ti = 0, off = 0, tlen = PyUnicode_GET_LENGTH(items[0]);
+    for (Py_ssize_t i = 0; i < nm; i++) {
+        Fnd *f = &c.f[i];
+        while (ti + 1 < m && f->start >= off + tlen + seplen) {
+            off += tlen + seplen;
+            ti++;
+            tlen = PyUnicode_GET_LENGTH(items[ti]);
+        }
+        Py_ssize_t e = f->end - off;
+        PyObject *fo = make_finding(f->kind, f->start - off, e < tlen ? e : tlen);
+        if (!fo || PyList_Append(PyList_GET_ITEM(result, ti), fo) < 0) {
+            Py_XDECREF(fo);
+            Py_CLEAR(result);
+            goto out;
+        }
+        Py_DECREF(fo);
+    }
+out:
+    PyMem_Free(buf);
+    PyMem_Free(c.f);
+    Py_XDECREF(c.out);
+    Py_XDECREF(c.text);
+    Py_XDECREF(c.joined);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *names[] = {"normalize", "iban_countries", "tlds", "nsn_lengths", "kinds", "priority",
+                            "finding", "handlers", "separator", NULL};
+    PyObject *normalize, *countries, *tld_list, *nsn, *kinds, *prio, *finding, *handlers, *sep;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!OOO!O!O!O!O!U", names, &PyDict_Type, &normalize, &countries, &tld_list,
+                                     &PyDict_Type, &nsn, &PyTuple_Type, &kinds, &PyDict_Type, &prio, &PyType_Type,
+                                     &finding, &PyTuple_Type, &handlers, &sep))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)finding, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "finding must be a tuple type");
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(kinds) != N_KINDS || PyTuple_GET_SIZE(handlers) != 4) {
+        PyErr_SetString(PyExc_ValueError, "unexpected number of kinds or handlers");
+        return NULL;
+    }
+    memset(norm_table, 0, sizeof(norm_table));
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(normalize, &pos, &key, &value)) {
+        long code = PyLong_AsLong(key);
+        if (code == -1 && PyErr_Occurred())
+            return NULL;
+        if (!PyUnicode_Check(value) || PyUnicode_GET_LENGTH(value) != 1 || PyUnicode_READ_CHAR(value, 0) >= 0x80 ||
+            code < 0x80 || code >= 0x10000) {
+            PyErr_SetString(PyExc_ValueError, "normalize maps a BMP character to one ASCII character");
+            return NULL;
+        }
+        norm_table[code] = (Py_UCS1)PyUnicode_READ_CHAR(value, 0);
+    }
+    memset(iban_cc, 0, sizeof(iban_cc));
+    PyObject *it = PyObject_GetIter(countries);
+    if (!it)
+        return NULL;
+    while ((key = PyIter_Next(it))) {
+        const char *s = PyUnicode_AsUTF8(key);
+        if (!s || strlen(s) != 2 || !ISUP((unsigned char)s[0]) || !ISUP((unsigned char)s[1])) {
+            Py_DECREF(key);
+            Py_DECREF(it);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "an IBAN country is two capital letters");
+            return NULL;
+        }
+        iban_cc[s[0] - 'A'][s[1] - 'A'] = 1;
+        Py_DECREF(key);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *tl = PySequence_Fast(tld_list, "tlds must be a sequence");
+    if (!tl)
+        return NULL;
+    n_tlds = 0;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(tl); i++) {
+        const char *s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(tl, i));
+        if (!s || n_tlds >= MAX_TLDS || strlen(s) >= sizeof(tlds[0]) || !*s) {
+            Py_DECREF(tl);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "too many or too long top-level domains");
+            return NULL;
+        }
+        for (size_t k = 0; k <= strlen(s); k++)
+            tlds[n_tlds][k] = (char)LOWER((unsigned char)s[k]);
+        tld_len[n_tlds] = (int)strlen(s);
+        n_tlds++;
+    }
+    Py_DECREF(tl);
+    n_nsn = 0;
+    pos = 0;
+    while (PyDict_Next(nsn, &pos, &key, &value)) {
+        const char *s = PyUnicode_AsUTF8(key);
+        int lo, hi;
+        if (!s || strlen(s) < 1 || strlen(s) > 3 || n_nsn >= MAX_NSN || !PyArg_ParseTuple(value, "ii", &lo, &hi)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "bad national number lengths");
+            return NULL;
+        }
+        memcpy(nsn_key[n_nsn], s, strlen(s));
+        nsn_keylen[n_nsn] = (int)strlen(s);
+        nsn_lo[n_nsn] = lo;
+        nsn_hi[n_nsn] = hi;
+        n_nsn++;
+    }
+    for (int i = 0; i < N_KINDS; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kinds, i);
+        PyObject *p = PyDict_GetItemWithError(prio, k);
+        if (!p) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "a kind has no priority");
+            return NULL;
+        }
+        priority[i] = (int)PyLong_AsLong(p);
+        Py_INCREF(k);
+        Py_XSETREF(kind_names[i], k);
+    }
+    Py_INCREF(finding);
+    Py_XSETREF(finding_type, (PyTypeObject *)finding);
+    PyObject **hs[4] = {&h_letters, &h_emails, &h_digits, &h_ipv4};
+    for (int i = 0; i < 4; i++) {
+        PyObject *h = PyTuple_GET_ITEM(handlers, i);
+        Py_INCREF(h);
+        Py_XSETREF(*hs[i], h);
+    }
+    Py_INCREF(sep);
+    Py_XSETREF(separator, sep);
+    configured = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
+     "Set the tables and the Python handlers, from pii.py (once, at import)."},
+    {"find_many", find_many, METH_O, "find_many(texts) -> list of lists of Finding, as pii.find_pii_many."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_pii_fast", "Compiled engine of the PII detector.", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__pii_fast(void) { return PyModule_Create(&module); }

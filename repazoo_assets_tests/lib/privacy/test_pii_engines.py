@@ -1,0 +1,107 @@
+"""The compiled PII engine gives exactly the findings of the pure-Python reference.
+
+Same kinds, same code-point offsets, on the benchmark corpus (the benchmark's seed and a held-out
+one, text by text and in batches) and on generated texts built to hit the edges of every scan:
+digit runs with every separator, '@' and spelled-out addresses, hex and colons, IBAN-like codes,
+key prefixes, non-ASCII digits, spaces and full-width punctuation, separators between texts.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bench.pii_corpus import DEFAULT_SEED, build_corpus
+from repazoo_assets.lib.privacy import pii
+
+pytestmark = pytest.mark.skipif(
+    pii._fast is None, reason=f"the compiled engine is not active (engine: {pii.ENGINE})"
+)
+
+
+def _python(texts: list[str]) -> list[list[pii.Finding]]:
+    return pii._find_pii_many_python(texts)
+
+
+def _compiled(texts: list[str]) -> list[list[pii.Finding]]:
+    return pii._fast.find_many(texts)
+
+
+def _assert_same(texts: list[str]) -> None:
+    expected = _python(texts)
+    got = _compiled(texts)
+    for text, e, g in zip(texts, expected, got, strict=True):
+        assert [tuple(f) for f in g] == [tuple(f) for f in e], repr(text)
+
+
+def test_the_active_engine_is_the_compiled_one():
+    assert pii.ENGINE == "compiled"
+    assert pii.find_pii("mail jane@example.com") == [pii.Finding("email", 5, 21)]
+
+
+@pytest.mark.parametrize("seed", [DEFAULT_SEED, 7, 99])
+def test_same_findings_on_the_benchmark_corpus(seed):
+    texts = [c.text for c in build_corpus(seed, 1200)]
+    for i in range(0, len(texts), 500):
+        _assert_same(texts[i : i + 500])
+    for text in texts:  # one call each, as find_pii makes it
+        assert _compiled([text]) == _python([text]), repr(text)
+
+
+# Pieces the generator glues together; each is an edge of one scan or judgement.
+_ATOMS = (
+    "0123456789", "555", "123-45-6789", "4111 1111 1111 1111", "4111-1111-1111-1112", "+44", "+1 ",
+    "(0)", "(", ")", "/", "-", ".", " ", "  ", "\t", "\n", "00", "0", "1", "19", "20", "2024",
+    "12.05.2024", "10.0.0.1", "256", "@", "@example.com", "jane", ".doe", " at ", " dot ", "[at]",
+    "(dot)", "gmail", "com", "co", "io", "info", "DE89 3704 0044 0532 0130 00", "DE", "GB82", "WEST",
+    "IT45 Z313", "AB12", "2001:db8::1", "::", ":", "fe80", "a:b:c:d:e:f", "ffff", "SSN: ",
+    "social security no. ", "password: ", "pwd=", "token is ", "Bearer ", "sk-", "sk-ant-api03-",
+    "AKIA", "ghp_", "xoxb-", "eyJ", "-----BEGIN PRIVATE KEY-----", "AIza", "ya29.", "abcDEF",
+    "x", "_", "$", "#", "%", "€", "é", "١٢٣", "０３０", "１２３４", "＠", "．", "＋", "（", "）",
+    "\u00a0", "\u2009", "\u2013", "𝟏𝟐", "\u2028", "\x85", "ſsn", "K", "\x00", "?", "'", '"',
+)
+_CHARS = "0123456789 .-/()+@:_ABCDEFXYZabcdefxyz\t\n#$%'\"=" + "١٠０＠．\u00a0\u2013é𝟎"
+
+
+def _fuzz_text(rng: random.Random) -> str:
+    parts = []
+    for _ in range(rng.randint(1, 14)):
+        r = rng.random()
+        if r < 0.55:
+            parts.append(rng.choice(_ATOMS))
+        elif r < 0.8:
+            parts.append("".join(rng.choice(_CHARS) for _ in range(rng.randint(1, 12))))
+        else:
+            parts.append("".join(rng.choice("0123456789") for _ in range(rng.randint(1, 20))))
+    return "".join(parts)
+
+
+def test_same_findings_on_generated_texts():
+    rng = random.Random(20240315)
+    texts = [_fuzz_text(rng) for _ in range(6000)]
+    for i in range(0, len(texts), 50):  # in batches: separators between texts matter too
+        _assert_same(texts[i : i + 50])
+    for text in texts[:2000]:
+        _assert_same([text])
+
+
+def test_same_findings_on_corpus_texts_cut_and_spliced():
+    # Real tweets cut at random places and glued to each other and to generated pieces.
+    rng = random.Random(3)
+    corpus = [c.text for c in build_corpus(11, 1200)]
+    texts = []
+    for _ in range(3000):
+        a, b = rng.choice(corpus), rng.choice(corpus)
+        i, j = rng.randrange(len(a) + 1), rng.randrange(len(b) + 1)
+        texts.append(a[:i] + rng.choice(("", " ", _fuzz_text(rng))) + b[j:])
+    for i in range(0, len(texts), 100):
+        _assert_same(texts[i : i + 100])
+
+
+def test_same_errors():
+    for bad in (None, b"bytes", 3):
+        with pytest.raises(TypeError):
+            pii.find_pii_many(["ok", bad])
+    assert _compiled([]) == []
+    assert _compiled(["", ""]) == [[], []]

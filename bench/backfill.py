@@ -19,8 +19,11 @@ A throwaway production-like deployment on this machine:
 
 The backfill is what `dagster job backfill -j tweet_pipeline --all` does (called in-process): one
 run per partition, each submitted to the run queue; the daemon dequeues them (at most 10 backfill
-runs at once, deploy/dagster.yaml) and the code server starts each run in a process of its own,
-whose steps run in processes of their own (multiprocess executor, Dagster's default `spawn`).
+runs at once, deploy/dagster.yaml) and the code server starts each run in a process of its own
+(always `spawn`: a new interpreter that imports the code location), whose steps run in processes
+of their own (multiprocess executor; `--start-method forkserver`, the code location's default,
+forks them from a server that imported the code location once per run; `spawn` is Dagster's
+default, a new interpreter per step).
 
 Reported: users per minute (backfill submitted -> last run finished), runs succeeded / failed, the
 maximum number of requests in flight at each fake server against its pool limit, the maximum
@@ -28,6 +31,7 @@ number of `tweets` / `tweet_analyses` steps running at once (from the event log)
 slots (sampled), peak RSS of the whole process tree, the load average.
 
     .venv/bin/python bench/backfill.py [--users 500] [--tweets 20] [--twitter-pool 4] [--anthropic-pool 2]
+        [--start-method forkserver|spawn]
 """
 
 from __future__ import annotations
@@ -153,12 +157,13 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         tick = 0
-        while not self.stop_event.wait(0.5):
+        # Every 0.2 s: a process that lives shorter (a forked step can) is missed by the CPU sum.
+        while not self.stop_event.wait(0.2):
             total, largest, count = _tree_rss(os.getpid(), self.cpu)
             self.peak_rss, self.peak_single = max(self.peak_rss, total), max(self.peak_single, largest)
             self.peak_procs = max(self.peak_procs, count)
             tick += 1
-            if tick % 2 == 0:
+            if tick % 5 == 0:
                 self.loads.append(os.getloadavg()[0])
                 for pool in self.pools:
                     try:
@@ -169,6 +174,13 @@ class Sampler(threading.Thread):
 
 
 # --- environment --------------------------------------------------------------------------------------
+def _machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (every process, not only ours)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS
+
+
 def _schema_url(admin: sa.Engine, base_url: str, prefix: str) -> tuple[str, str]:
     schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
@@ -314,6 +326,8 @@ def main() -> None:
     parser.add_argument("--anthropic-pool", type=int, default=2)
     parser.add_argument("--twitter-latency", type=float, default=0.2, help="seconds per fake Twitter request")
     parser.add_argument("--anthropic-latency", type=float, default=1.0, help="seconds per fake Claude request")
+    parser.add_argument("--start-method", choices=("forkserver", "spawn"), default="forkserver",
+                        help="how the multiprocess executor starts step processes (REPAZOO_START_METHOD)")
     parser.add_argument("--timeout-minutes", type=float, default=90)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
@@ -335,7 +349,8 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"== backfill of {JOB}: {args.users} users x {args.tweets} tweets, pools twitter_api "
           f"{args.twitter_pool} / anthropic_api {args.anthropic_pool}, fake latency "
-          f"{args.twitter_latency} s (Twitter) / {args.anthropic_latency} s (Claude)")
+          f"{args.twitter_latency} s (Twitter) / {args.anthropic_latency} s (Claude); step processes: "
+          f"{args.start_method}")
     print(f"machine: {os.cpu_count()} cores, load average before {', '.join(f'{x:.2f}' for x in load_before)}")
 
     admin = sa.create_engine(args.database_url, isolation_level="AUTOCOMMIT")
@@ -368,6 +383,7 @@ def main() -> None:
                 "DAGSTER_POSTGRES_URL": dagster_url.replace("postgresql+psycopg://", "postgresql+psycopg2://"),
                 "REPAZOO_ENV": "production",
                 "REPAZOO_EXECUTOR": "multiprocess",
+                "REPAZOO_START_METHOD": args.start_method,
                 "DATABASE_URL": app_url,
                 "REDIS_URL": args.redis_url,
                 # The tweet pipeline touches no bucket; production settings require the names.
@@ -417,6 +433,7 @@ def main() -> None:
             sampler.start()
 
             t0 = time.time()
+            busy0 = _machine_busy_seconds()
             execute_backfill_command(
                 workspace_opts=workspace_opts, job_name=JOB, all_partitions=True, noprompt=True,
                 tags=f'{{"bench": "{tag}"}}', instance=instance, print_fn=lambda *_: None,
@@ -447,6 +464,7 @@ def main() -> None:
                     quiet_since = 0.0
             else:
                 print(f"TIMEOUT after {args.timeout_minutes} min")
+            busy = _machine_busy_seconds() - busy0
             sampler.stop_event.set()
             sampler.join()
             load_after = os.getloadavg()
@@ -494,8 +512,10 @@ def main() -> None:
             print(f"peak RSS: process tree {sampler.peak_rss / 2**20:.0f} MiB over up to {sampler.peak_procs} processes "
                   f"(largest single process {sampler.peak_single / 2**20:.0f} MiB)")
             cpu = sum(sampler.cpu.values())
-            print(f"CPU time of the processes started (code server, daemon, runs, steps; sampled every 0.5 s, "
+            print(f"CPU time of the processes started (code server, daemon, runs, steps; sampled every 0.2 s, "
                   f"so a lower bound): {cpu:.0f} s, {cpu / max(succeeded, 1):.1f} s per successful user")
+            print(f"CPU time of the whole machine during the backfill (every process, other work included, "
+                  f"so an upper bound): {busy:.0f} s, {busy / max(succeeded, 1):.1f} s per successful user")
             print(f"load average: before {load_before[0]:.2f}, during mean "
                   f"{statistics.mean(sampler.loads) if sampler.loads else float('nan'):.2f} / max "
                   f"{max(sampler.loads, default=float('nan')):.2f}, after {load_after[0]:.2f} (1-min)")

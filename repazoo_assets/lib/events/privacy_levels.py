@@ -44,6 +44,74 @@ _BROWSERS = (
 )
 
 
+# A string can hold personal data only if the detector (`lib/privacy/pii.py`) finds a candidate
+# in it, and every candidate it looks for needs one of these (on the text as the detector
+# normalizes it: any Unicode decimal digit becomes an ASCII digit, Unicode spaces become spaces,
+# full-width '@', ':', '.', '-' become ASCII):
+# - a digit: IPv4, phone, card, SSN, IBAN ("DE89…"), numbers of any kind, "ya29." tokens;
+# - '@': e-mail addresses and "name @ domain" forms;
+# - "::" or ':' before a hex digit: IPv6 (a "::" or colons between hex groups);
+# - "at" after a space or an opening bracket: spelled-out addresses ("jane at example dot com",
+#   "jane [at] example.com");
+# - a key word of a password or key assignment ("password: …", "api_key=…", "pin is …"), all of
+#   which contain one of secret/key/token/pass/pwd/pin, or "bearer" (any case);
+# - the fixed prefix of a provider key: sk-, AKIA/ASIA/ABIA/ACCA, gh?_, github_pat_, xox, the
+#   Slack hooks host, sk_/rk_, whsec_, AIza, GOCSPX, eyJ (JWT), BEGIN (PEM).
+# So a string that matches none of them is returned unchanged by the detector, and is not sent to
+# it. The test runs the detector over the PII benchmark corpus (and over tricky cases) and checks
+# that every string it changes matches this pattern.
+_DASH = r"[-\x{2010}\x{2011}\x{2012}\x{2013}\x{2014}\x{2212}\x{ff0d}]"
+MAY_HOLD_PII = (
+    r"\p{Nd}|[@\x{ff20}]|[:\x{ff1a}][:\x{ff1a}0-9A-Fa-f]"
+    r"|(?i:[\[({<\t\n\v\f\r \p{Zs}]at)"
+    r"|(?i:secret|key|token|pass|pwd|pin|bearer)"
+    + "|sk" + _DASH
+    + r"|AKIA|ASIA|ABIA|ACCA|gh[pousr]_|github_pat_|xox|hooks[.\x{ff0e}]slack|[sr]k_|whsec_|AIza|GOCSPX|eyJ|BEGIN"
+)
+# Per-value results kept across the slices and hours of one run (bounded: cleared when full).
+CACHE_ENTRIES = 100_000
+
+
+def may_hold_pii(values: pa.Array) -> pa.Array:
+    """A boolean per string: False where the PII detector cannot find anything (see above)."""
+    return pc.fill_null(pc.match_substring_regex(values, MAY_HOLD_PII), False)
+
+
+class TransformCache:
+    """What each distinct user agent, URL, payload string and user id became, kept for a whole
+    run: the same values come back slice after slice and hour after hour. Pure functions of the
+    value (and of the key, fixed for a run), so a cached result is the result."""
+
+    def __init__(self, limit: int = CACHE_ENTRIES) -> None:
+        self.limit = limit
+        self.families: dict[str, str | None] = {}
+        self.redacted: dict[str, str] = {}
+        self.urls: dict[bool, dict[str, str]] = {False: {}, True: {}}
+        self.pseudonyms: dict[str, str] = {}
+        self.decisions: dict[bool, dict[str, int]] = {False: {}, True: {}}  # field name -> _KEEP/_DROP/_PSEUDONYM
+
+    def room(self, table: dict) -> dict:
+        if len(table) > self.limit:
+            table.clear()
+        return table
+
+
+def redact_strings(values: list[str], cache: TransformCache) -> list[str]:
+    """`redact_many` of each (distinct) value, calling the detector only for values not seen
+    before that may hold personal data."""
+    known = cache.room(cache.redacted)
+    new = [v for v in dict.fromkeys(values) if v not in known]
+    if new:
+        suspect = may_hold_pii(pa.array(new, pa.string())).to_pylist()
+        to_scan = [v for v, flag in zip(new, suspect, strict=True) if flag]
+        for v, flag in zip(new, suspect, strict=True):
+            if not flag:
+                known[v] = v
+        for v, r in zip(to_scan, redact_many(to_scan), strict=True):
+            known[v] = r
+    return [known[v] for v in values]
+
+
 @dataclass
 class LevelResult:
     table: pa.Table
@@ -59,12 +127,14 @@ def browser_family(user_agent: str | None) -> str | None:
     return "Other"
 
 
-def apply_level(table: pa.Table, level: str, key: bytes) -> LevelResult:
-    """The events of one client under `level`; `key` is the pseudonymization key."""
+def apply_level(table: pa.Table, level: str, key: bytes, cache: TransformCache | None = None) -> LevelResult:
+    """The events of one client under `level`; `key` is the pseudonymization key. `cache` carries
+    per-value results from one call to the next (the same key throughout)."""
     if level not in LEVELS:
         raise ValueError(f"privacy level must be one of {', '.join(LEVELS)}, got {level!r}")
     if level == "standard":
         return LevelResult(table)
+    cache = cache or TransformCache()
     result = LevelResult(table)
     consent = pc.fill_null(table.column("consent_analytics"), False)
     result.dropped["no analytics consent"] = table.num_rows - pc.sum(pc.cast(consent, pa.int64())).as_py() if table.num_rows else 0
@@ -74,16 +144,32 @@ def apply_level(table: pa.Table, level: str, key: bytes) -> LevelResult:
     hipaa = level == "hipaa"
     ip = pseudonymize_column(table.column("ip_address"), key)
     # User agents, URLs and payload strings repeat a lot in event data: each distinct value is
-    # handled once (and all strings of a table are redacted in one batch), then spread back.
-    agents = _per_distinct(table.column("user_agent"), lambda values: [browser_family(u) for u in values])
-    urls = _per_distinct(table.column("url"), lambda values: redact_many(
-        [u.split("?", 1)[0].split("#", 1)[0] for u in values] if hipaa else values
-    ))
-    payloads = pa.array(_clean_payloads(table.column("payload").to_pylist(), key, hipaa), pa.string())
+    # handled once per run (see TransformCache), then spread back.
+    agents = _per_distinct(table.column("user_agent"), lambda values: _families(values, cache))
+    urls = _per_distinct(table.column("url"), lambda values: _urls(values, hipaa, cache))
+    payloads = _clean_payloads(table.column("payload"), key, hipaa, cache)
     for name, column in (("ip_address", ip), ("user_agent", agents), ("url", urls), ("payload", payloads)):
         table = table.set_column(table.schema.get_field_index(name), name, column)
     result.table = table
     return result
+
+
+def _families(values: list[str], cache: TransformCache) -> list[str | None]:
+    known = cache.room(cache.families)
+    for v in values:
+        if v not in known:
+            known[v] = browser_family(v)
+    return [known[v] for v in values]
+
+
+def _urls(values: list[str], hipaa: bool, cache: TransformCache) -> list[str]:
+    known = cache.room(cache.urls[hipaa])
+    new = [v for v in values if v not in known]
+    if new:
+        bare = [u.split("?", 1)[0].split("#", 1)[0] for u in new] if hipaa else new
+        for v, r in zip(new, redact_strings(bare, cache), strict=True):
+            known[v] = r
+    return [known[v] for v in values]
 
 
 def _per_distinct(column: pa.ChunkedArray, transform) -> pa.Array:
@@ -94,54 +180,88 @@ def _per_distinct(column: pa.ChunkedArray, transform) -> pa.Array:
     return pa.array(transform(distinct), pa.string()).take(encoded.indices)
 
 
-def _clean_payloads(payloads: list[str | None], key: bytes, hipaa: bool) -> list[str | None]:
+_KEEP, _DROP, _PSEUDONYM = 0, 1, 2
+
+
+def _decide(name: str, hipaa: bool) -> int:
+    lower = name.lower()
+    if lower in PERSONAL_FIELDS or (hipaa and lower in FREE_TEXT_FIELDS):
+        return _DROP
+    return _PSEUDONYM if name in USER_ID_FIELDS else _KEEP
+
+
+def _clean_payloads(column: pa.ChunkedArray | pa.Array, key: bytes, hipaa: bool, cache: TransformCache) -> pa.Array:
     """Each payload with personal fields removed, user ids pseudonymized and the remaining strings
-    redacted; the strings of all payloads are redacted together, each distinct one once."""
-    pseudonyms: dict[str, str] = {}
+    redacted (each distinct string once per run), written back as JSON with sorted keys."""
+    decisions = cache.decisions[hipaa]
+    pseudonyms = cache.room(cache.pseudonyms)
     strings: set[str] = set()
-    cleaned = [
-        None if p is None else _clean(orjson.loads(p), key, hipaa, strings, pseudonyms)  # validated JSON objects
-        for p in payloads
-    ]
+    has_strings: list[bool] = []
+
+    def clean_dict(value: dict) -> dict:
+        out = {}
+        for k, v in value.items():
+            decision = decisions.get(k)
+            if decision is None:
+                decision = decisions[k] = _decide(k, hipaa)
+            if decision == _DROP:
+                continue
+            if decision == _PSEUDONYM and v is not None:
+                text = str(v)
+                out[k] = pseudonyms.get(text) or pseudonyms.setdefault(text, pseudonymize(text, key))
+                continue
+            kind = type(v)
+            if kind is str:
+                strings.add(v)
+                found[0] = True
+            elif kind is dict:
+                v = clean_dict(v)
+            elif kind is list:
+                v = clean_list(v)
+            out[k] = v
+        return out
+
+    def clean_list(value: list) -> list:
+        out = []
+        for v in value:
+            kind = type(v)
+            if kind is str:
+                strings.add(v)
+                found[0] = True
+            elif kind is dict:
+                v = clean_dict(v)
+            elif kind is list:
+                v = clean_list(v)
+            out.append(v)
+        return out
+
+    found = [False]
+    cleaned = []
+    for p in column.to_pylist():
+        if p is None:
+            cleaned.append(None)
+            has_strings.append(False)
+            continue
+        found[0] = False
+        cleaned.append(clean_dict(orjson.loads(p)))  # validated JSON objects (raw_events)
+        has_strings.append(found[0])
     distinct = list(strings)
-    changed = {s: r for s, r in zip(distinct, redact_many(distinct), strict=True) if r != s}
+    changed = {s: r for s, r in zip(distinct, redact_strings(distinct, cache), strict=True) if r != s}
     out = []
-    for data in cleaned:
+    dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
+    for data, with_strings in zip(cleaned, has_strings, strict=True):
         if data is None:
             out.append(None)
             continue
-        if changed:
+        if changed and with_strings:
             data = _replace(data, changed)
-        out.append(orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode())
-    return out
-
-
-def _clean(value: Any, key: bytes, hipaa: bool, strings: set[str], pseudonyms: dict[str, str]) -> Any:
-    """Personal and (HIPAA) free-text fields removed, user ids pseudonymized; every other string
-    is collected into `strings` for redaction."""
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            name = k.lower()
-            if name in PERSONAL_FIELDS or (hipaa and name in FREE_TEXT_FIELDS):
-                continue
-            if k in USER_ID_FIELDS and v is not None:
-                text = str(v)
-                if text not in pseudonyms:
-                    pseudonyms[text] = pseudonymize(text, key)
-                out[k] = pseudonyms[text]
-            else:
-                out[k] = _clean(v, key, hipaa, strings, pseudonyms)
-        return out
-    if isinstance(value, list):
-        return [_clean(v, key, hipaa, strings, pseudonyms) for v in value]
-    if isinstance(value, str):
-        strings.add(value)
-    return value
+        out.append(dumps(data, option=sort))
+    return pa.array(out, pa.binary()).cast(pa.string())
 
 
 def _replace(value: Any, redacted: dict[str, str]) -> Any:
-    """The strings `_clean` collected replaced by their redaction (pseudonyms left as they are)."""
+    """The strings `_clean_payloads` collected replaced by their redaction (pseudonyms left as
+    they are)."""
     if isinstance(value, dict):
         return {
             k: v if k in USER_ID_FIELDS and v is not None else _replace(v, redacted) for k, v in value.items()

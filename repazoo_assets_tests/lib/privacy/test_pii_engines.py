@@ -64,11 +64,30 @@ _ATOMS = (
 _CHARS = "0123456789 .-/()+@:_ABCDEFXYZabcdefxyz\t\n#$%'\"=" + "١٠０＠．\u00a0\u2013é𝟎"
 
 
+_KEY_PREFIXES = (
+    "sk-", "sk-ant-api03-", "sk-ant-admin01-", "sk-proj-", "sk-svcacct-", "AKIA", "ASIA", "ghp_", "gho_",
+    "github_pat_", "xoxb-", "xoxp-", "hooks.slack.com/services/", "hooks.slack.com/workflows/", "sk_live_",
+    "rk_test_", "whsec_", "AIza", "ya29.", "GOCSPX-", "eyJ", ".eyJ", "Bearer ", "bearer\t", "BEARER  ",
+    "password: ", "Password is ", "pwd=", "API_KEY = '", 'token: "', "client secret=", "pin: ", "[EMAIL]",
+)
+_KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./+~="
+
+
+def _key_like(rng: random.Random) -> str:
+    # A provider prefix and a run whose length sits around the bounds the patterns count.
+    length = rng.choice((rng.randint(0, 45), rng.randint(190, 310)))
+    upper = rng.random() < 0.3
+    chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" if upper else _KEY_CHARS
+    return rng.choice(_KEY_PREFIXES) + "".join(rng.choice(chars) for _ in range(length))
+
+
 def _fuzz_text(rng: random.Random) -> str:
     parts = []
     for _ in range(rng.randint(1, 14)):
         r = rng.random()
-        if r < 0.55:
+        if r < 0.08:
+            parts.append(_key_like(rng))
+        elif r < 0.55:
             parts.append(rng.choice(_ATOMS))
         elif r < 0.8:
             parts.append("".join(rng.choice(_CHARS) for _ in range(rng.randint(1, 12))))

@@ -42,6 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from repazoo_assets.lib.db import tables as t
+from repazoo_assets.lib.events.memory import use_system_allocator
 from repazoo_assets.lib.storage.base import ObjectStore
 
 COLUMNS = (
@@ -105,6 +106,7 @@ def export_raw_events(
     raw object is written and before it is recorded (the point a crash test interrupts)."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+    use_system_allocator()
     report = ExportReport()
     postgres = engine.dialect.name == "postgresql"
     with engine.connect() as lock_conn:

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from repazoo_assets.lib.db import tables as t
+from repazoo_assets.lib.events.memory import use_system_allocator
 from repazoo_assets.lib.events.export import DEFAULT_CHUNK_ROWS, SCHEMA, ExportError
 from repazoo_assets.lib.events.privacy_levels import LEVELS, TransformCache, apply_level
 from repazoo_assets.lib.security import audit
@@ -150,6 +151,7 @@ def process_hours(
     key: bytes, *, cache_rows: int = DEFAULT_CACHE_ROWS, workers: int = DEFAULT_WORKERS,
 ) -> list[HourReport]:
     """Process each hour of `[start, end)` (whole UTC hours), reading each raw batch once."""
+    use_system_allocator()
     start, end = _utc(start), _utc(end)
     raw = RawBatches(engine, store, raw_bucket, start, end, max_rows=cache_rows)
     cache = TransformCache()

@@ -39,6 +39,7 @@ static PyObject *kind_names[N_KINDS];
 static PyTypeObject *finding_type;
 static PyObject *h_letters, *h_emails, *h_digits, *h_ipv4; /* pii.py's pass handlers */
 static PyObject *separator;
+static PyObject *placeholders[N_KINDS];
 static int configured;
 
 /* --- per call ------------------------------------------------------------------------------- */
@@ -1471,8 +1472,29 @@ static int judge_letters(Ctx *c, Py_ssize_t p, Py_ssize_t e)
 /* Characters a candidate of each scan can start with (bit 1: first scan, 2: second, 4: third). */
 static unsigned char starts[256];
 
+/* The first two characters of a first-scan candidate: key prefixes, "bearer", and the keywords
+ * in any case. A fast filter only: the scan then checks the whole candidate as before. */
+static unsigned char pair1[128][128];
+
+static void allow_pair(const char *two, int any_case)
+{
+    unsigned char a = (unsigned char)two[0], b = (unsigned char)two[1];
+    pair1[a][b] = 1;
+    if (any_case) {
+        unsigned char A = ISLO(a) ? a - 32 : a, B = ISLO(b) ? b - 32 : b;
+        pair1[A][b] = pair1[a][B] = pair1[A][B] = 1;
+    }
+}
+
 static void init_starts(void)
 {
+    static const char *prefixes[] = {"sk", "AK", "AS", "AB", "AC", "AI", "gh", "gi", "xo", "ho", "rk",
+                                     "wh", "ya", "GO", "ey", "--", "Be", "be", "BE", NULL};
+    static const char *keywords[] = {"cl", "ap", "ac", "au", "pa", "pw", "pi", "se", "to", NULL};
+    for (int i = 0; prefixes[i]; i++)
+        allow_pair(prefixes[i], 0);
+    for (int i = 0; keywords[i]; i++)
+        allow_pair(keywords[i], 1);
     const char *first = "sAgxhrwyGe-Bbc" "CaApPsStT";
     for (const char *q = first; *q; q++)
         starts[(unsigned char)*q] |= 1;
@@ -1490,8 +1512,8 @@ static int scan_letters(Ctx *c)
     const unsigned char *d = c->d;
     Py_ssize_t n = c->n, p = 0;
     while (p < n) {
-        unsigned char ch = d[p];
-        if (!(starts[ch] & 1)) {
+        unsigned char ch = d[p], ch2 = d[p + 1];
+        if (!(starts[ch] & 1) || ch2 >= 128 || !pair1[ch][ch2]) {
             p++;
             continue;
         }
@@ -1995,11 +2017,11 @@ out:
 static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"normalize", "iban_lengths", "tlds", "nsn_lengths", "kinds", "priority",
-                            "finding", "handlers", "separator", NULL};
-    PyObject *normalize, *countries, *tld_list, *nsn, *kinds, *prio, *finding, *handlers, *sep;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!OO!O!O!O!O!U", names, &PyDict_Type, &normalize, &PyDict_Type, &countries, &tld_list,
+                            "finding", "handlers", "separator", "placeholders", NULL};
+    PyObject *normalize, *countries, *tld_list, *nsn, *kinds, *prio, *finding, *handlers, *sep, *phs;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!OO!O!O!O!O!UO!", names, &PyDict_Type, &normalize, &PyDict_Type, &countries, &tld_list,
                                      &PyDict_Type, &nsn, &PyTuple_Type, &kinds, &PyDict_Type, &prio, &PyType_Type,
-                                     &finding, &PyTuple_Type, &handlers, &sep))
+                                     &finding, &PyTuple_Type, &handlers, &sep, &PyDict_Type, &phs))
         return NULL;
     if (!PyType_IsSubtype((PyTypeObject *)finding, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "finding must be a tuple type");
@@ -2088,6 +2110,14 @@ static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
             return NULL;
         }
         priority[i] = (int)PyLong_AsLong(p);
+        PyObject *ph = PyDict_GetItemWithError(phs, k);
+        if (!ph || !PyUnicode_Check(ph)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "a kind has no placeholder");
+            return NULL;
+        }
+        Py_INCREF(ph);
+        Py_XSETREF(placeholders[i], ph);
         Py_INCREF(k);
         Py_XSETREF(kind_names[i], k);
     }
@@ -2105,7 +2135,122 @@ static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
     Py_RETURN_NONE;
 }
 
+/* pii._apply over a batch: each text with its findings replaced by placeholders (the same object
+ * when nothing was found), and with `with_counts` a (text, {kind: count}) pair per text. */
+static PyObject *apply_many(PyObject *self, PyObject *args)
+{
+    PyObject *texts, *findings;
+    int with_counts;
+    if (!PyArg_ParseTuple(args, "OOp", &texts, &findings, &with_counts))
+        return NULL;
+    PyObject *ts = PySequence_Fast(texts, "expected a sequence of str");
+    if (!ts)
+        return NULL;
+    PyObject *fs = PySequence_Fast(findings, "expected a sequence of lists");
+    if (!fs) {
+        Py_DECREF(ts);
+        return NULL;
+    }
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(ts);
+    PyObject *result = NULL, *empty = NULL;
+    if (PySequence_Fast_GET_SIZE(fs) != m) {
+        PyErr_SetString(PyExc_ValueError, "texts and findings differ in length");
+        goto out;
+    }
+    empty = PyUnicode_New(0, 0);
+    result = empty ? PyList_New(m) : NULL;
+    if (!result)
+        goto out;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *text = PySequence_Fast_GET_ITEM(ts, i), *fl = PySequence_Fast_GET_ITEM(fs, i);
+        PyObject *red = NULL, *counts = NULL, *item;
+        if (!PyUnicode_Check(text) || !PyList_Check(fl)) {
+            PyErr_SetString(PyExc_TypeError, "expected str texts and lists of findings");
+            goto fail;
+        }
+        Py_ssize_t k = PyList_GET_SIZE(fl);
+        if (with_counts && !(counts = PyDict_New()))
+            goto fail;
+        if (k == 0) {
+            Py_INCREF(text);
+            red = text;
+        } else {
+            PyObject *parts = PyList_New(0);
+            if (!parts)
+                goto fail;
+            Py_ssize_t pos = 0;
+            for (Py_ssize_t j = 0; j < k; j++) {
+                PyObject *f = PyList_GET_ITEM(fl, j);
+                PyObject *kind = PyTuple_GET_ITEM(f, 0);
+                Py_ssize_t s0 = PyLong_AsSsize_t(PyTuple_GET_ITEM(f, 1)), e0 = PyLong_AsSsize_t(PyTuple_GET_ITEM(f, 2));
+                int kk = -1;
+                for (int q = 0; q < N_KINDS; q++)
+                    if (kind == kind_names[q] || PyUnicode_Compare(kind, kind_names[q]) == 0) {
+                        kk = q;
+                        break;
+                    }
+                PyObject *piece = kk >= 0 ? PyUnicode_Substring(text, pos, s0 > pos ? s0 : pos) : NULL;
+                if (kk < 0 && !PyErr_Occurred())
+                    PyErr_SetString(PyExc_ValueError, "unknown kind");
+                if (!piece || PyList_Append(parts, piece) < 0 || PyList_Append(parts, placeholders[kk]) < 0) {
+                    Py_XDECREF(piece);
+                    Py_DECREF(parts);
+                    goto fail;
+                }
+                Py_DECREF(piece);
+                if (counts) {
+                    PyObject *old = PyDict_GetItemWithError(counts, kind);
+                    long v = old ? PyLong_AsLong(old) + 1 : 1;
+                    PyObject *nv = PyLong_FromLong(v);
+                    if (!nv || PyDict_SetItem(counts, kind, nv) < 0) {
+                        Py_XDECREF(nv);
+                        Py_DECREF(parts);
+                        goto fail;
+                    }
+                    Py_DECREF(nv);
+                }
+                pos = e0;
+            }
+            PyObject *tail = PyUnicode_Substring(text, pos, PyUnicode_GET_LENGTH(text));
+            if (!tail || PyList_Append(parts, tail) < 0) {
+                Py_XDECREF(tail);
+                Py_DECREF(parts);
+                goto fail;
+            }
+            Py_DECREF(tail);
+            red = PyUnicode_Join(empty, parts);
+            Py_DECREF(parts);
+            if (!red)
+                goto fail;
+        }
+        if (with_counts) {
+            item = PyTuple_Pack(2, red, counts);
+            Py_DECREF(red);
+            Py_DECREF(counts);
+            if (!item)
+                goto fail_nocleanup;
+        } else {
+            item = red;
+        }
+        PyList_SET_ITEM(result, i, item);
+        continue;
+    fail:
+        Py_XDECREF(red);
+        Py_XDECREF(counts);
+    fail_nocleanup:
+        Py_CLEAR(result);
+        goto out;
+    }
+out:
+    Py_XDECREF(empty);
+    Py_DECREF(ts);
+    Py_DECREF(fs);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"apply_many", apply_many, METH_VARARGS,
+     "apply_many(texts, findings, with_counts) -> redacted texts (with counts), as pii._apply."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "Set the tables and the Python handlers, from pii.py (once, at import)."},
     {"find_many", find_many, METH_O, "find_many(texts) -> list of lists of Finding, as pii.find_pii_many."},

@@ -631,16 +631,22 @@ def _apply(text: str, findings: list[Finding]) -> tuple[str, dict[str, int]]:
 
 def redact_many(texts: Sequence[str]) -> list[str]:
     """`redact` of each text, in one batch (see `find_pii_many`)."""
+    if _fast is not None:
+        return _fast.apply_many(texts, find_pii_many(texts), False)
     return [_apply(text, findings)[0] for text, findings in zip(texts, find_pii_many(texts), strict=True)]
 
 
 def redact_many_with_counts(texts: Sequence[str]) -> list[tuple[str, dict[str, int]]]:
     """`redact_with_counts` of each text, in one batch."""
+    if _fast is not None:
+        return _fast.apply_many(texts, find_pii_many(texts), True)
     return [_apply(text, findings) for text, findings in zip(texts, find_pii_many(texts), strict=True)]
 
 
 def redact_with_counts(text: str) -> tuple[str, dict[str, int]]:
     """`text` with every finding replaced by its placeholder, and how many of each kind."""
+    if _fast is not None:
+        return _fast.apply_many((text,), (find_pii(text),), True)[0]
     return _apply(text, find_pii(text))
 
 
@@ -677,6 +683,7 @@ def _load_engine() -> tuple[object | None, str]:
         finding=Finding,
         handlers=(_letters, _emails, _digits, _ipv4),
         separator=_SEPARATOR,
+        placeholders=PLACEHOLDERS,
     )
     return _pii_fast, "compiled"
 

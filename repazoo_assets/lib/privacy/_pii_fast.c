@@ -1252,6 +1252,46 @@ static Py_ssize_t counted(Py_ssize_t p, Py_ssize_t r, Py_ssize_t lo, Py_ssize_t 
     return r < lo ? -1 : p + (r < hi ? r : hi);
 }
 
+/* [A-Z ]{0,30} PRIVATE KEY----- at q (greedy, so the longest that fits): the end, or -1 */
+static Py_ssize_t pem_label(const Ctx *c, Py_ssize_t q)
+{
+    const unsigned char *d = c->d;
+    int k = 0;
+    while (k < 30 && (ISUP(d[q + k]) || d[q + k] == ' '))
+        k++;
+    for (; k >= 0; k--)
+        if (lit_at(d, c->n, q + k, " PRIVATE KEY-----"))
+            return q + k + 17;
+    return -1;
+}
+
+/* -----BEGIN[A-Z ]{0,30} PRIVATE KEY-----(?:[A-Za-z0-9+/=\s]|Proc-Type:[^\n\x00]*|DEK-Info:[^\n\x00]*)*+
+ * (?:-----END[A-Z ]{0,30} PRIVATE KEY-----)? at p: the end, or -1 */
+static Py_ssize_t pem_match(Ctx *c, Py_ssize_t p)
+{
+    const unsigned char *d = c->d;
+    Py_ssize_t q = pem_label(c, p + 10);
+    if (q < 0)
+        return -1;
+    for (;;) { /* possessive: each step takes the first alternative that matches, never gives back */
+        unsigned char ch = d[q];
+        if (q < c->n && (ISALNUM(ch) || ch == '+' || ch == '/' || ch == '=' || u_isspace(c, q))) {
+            q++;
+        } else if (lit_at(d, c->n, q, "Proc-Type:") || lit_at(d, c->n, q, "DEK-Info:")) {
+            while (q < c->n && d[q] != '\n' && d[q] != 0)
+                q++;
+        } else {
+            break;
+        }
+    }
+    if (lit_at(d, c->n, q, "-----END")) {
+        Py_ssize_t e = pem_label(c, q + 8);
+        if (e > 0)
+            return e;
+    }
+    return q;
+}
+
 /* pii._SECRET.match(text, start) for all but the private-key block: the end, -1, or -2 (ask pii.py) */
 static Py_ssize_t secret_match(Ctx *c, Py_ssize_t p)
 {
@@ -1344,7 +1384,7 @@ static Py_ssize_t secret_match(Ctx *c, Py_ssize_t p)
         return counted(q + 1, run_key(c, q + 1), 8, 4096);
     }
     if (lit_at(d, n, p, "-----BEGIN"))
-        return -2;
+        return pem_match(c, p);
     return -1;
 }
 

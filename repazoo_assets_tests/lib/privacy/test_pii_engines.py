@@ -71,7 +71,10 @@ _KEY_PREFIXES = (
     "github_pat_", "xoxb-", "xoxp-", "hooks.slack.com/services/", "hooks.slack.com/workflows/", "sk_live_",
     "rk_test_", "whsec_", "AIza", "ya29.", "GOCSPX-", "eyJ", ".eyJ", "Bearer ", "bearer\t", "BEARER  ",
     "password: ", "Password is ", "pwd=", "API_KEY = '", 'token: "', "client secret=", "pin: ", "[EMAIL]",
+    "-----BEGIN PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----\n", "-----BEGIN ENCRYPTED  PRIVATE KEY-----\n",
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,AB\n\n",
 )
+_KEY_SUFFIXES = ("", "", "-----END PRIVATE KEY-----", "\n-----END RSA PRIVATE KEY-----", "-----END", " PRIVATE KEY-----")
 _KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./+~="
 
 
@@ -80,7 +83,8 @@ def _key_like(rng: random.Random) -> str:
     length = rng.choice((rng.randint(0, 45), rng.randint(190, 310)))
     upper = rng.random() < 0.3
     chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" if upper else _KEY_CHARS
-    return rng.choice(_KEY_PREFIXES) + "".join(rng.choice(chars) for _ in range(length))
+    body = "".join(rng.choice(chars) for _ in range(length))
+    return rng.choice(_KEY_PREFIXES) + body + rng.choice(_KEY_SUFFIXES)
 
 
 def _fuzz_text(rng: random.Random) -> str:

@@ -8,8 +8,9 @@ in a fresh PostgreSQL schema, then reports in one run:
   directory object store;
 - `processed_events` over every exported hour, through the same library call as the asset
   (`process_hours`: per-client files under each privacy level, hour manifests);
-- events/s for each, each stage's ratio to the floor, export + processing against the floor, and
-  the process's peak RSS.
+- events/s for each, each stage's ratio to the floor and CPU time (all threads), export +
+  processing against the floor, the process's peak RSS, and the load average at start and end
+  (wall times on shared cores mean little without it).
 
 Targets (this machine, 2 cores): export ≤ 1.5× the floor; export + processing ≤ 2.5× the floor;
 peak RSS < 500 MB and no higher at 5M events than at 1M.

@@ -40,6 +40,9 @@ static PyTypeObject *finding_type;
 static PyObject *h_letters, *h_emails, *h_digits, *h_ipv4; /* pii.py's pass handlers */
 static PyObject *separator;
 static PyObject *placeholders[N_KINDS];
+#define MAX_PROSE 256
+static char prose[MAX_PROSE][24]; /* pii._NOT_A_LOCAL_PART */
+static int prose_len[MAX_PROSE], n_prose;
 static int configured;
 
 /* --- per call ------------------------------------------------------------------------------- */
@@ -1683,6 +1686,165 @@ static Py_ssize_t email_obf_at(const unsigned char *d, Py_ssize_t n, Py_ssize_t 
     return best;
 }
 
+#define ISASPACE(ch) ((ch) == ' ' || ((ch) >= '\t' && (ch) <= '\r') || ((ch) >= 0x1c && (ch) <= 0x1f))
+#define ISLOCAL(ch) (ISWORD(ch) || (ch) == '+' || (ch) == '%' || (ch) == '-')
+
+/* pii._email_obf for the candidate d[start:end]: the separator is known to match there */
+static int judge_email_obf(Ctx *c, Py_ssize_t start, Py_ssize_t end)
+{
+    const unsigned char *d = c->d;
+    Py_ssize_t n = c->n;
+    /* the separator again, to where the first label starts */
+    Py_ssize_t s = start + 1;
+    if (d[start] == '[' || d[start] == '(' || d[start] == '{' || d[start] == '<') {
+        while (ISSPTAB(d[s]))
+            s++;
+        s += 2;
+        while (ISSPTAB(d[s]))
+            s++;
+        s++;
+        while (ISSPTAB(d[s]))
+            s++;
+    } else {
+        s += d[s] == '@' ? 1 : 2;
+        while (ISSPTAB(d[s]))
+            s++;
+    }
+    /* the labels as far as the chain goes (each after its _DOT); where it stops */
+    Py_ssize_t ls[8], le[8];
+    int nl = 0;
+    Py_ssize_t q = s;
+    while (ISLABEL(d[q]))
+        q++;
+    Py_ssize_t l0 = q - s, stop = q;
+    for (;;) {
+        Py_ssize_t a = obf_dot(d, n, q);
+        if (a < 0 || !ISLABEL(d[a]))
+            break;
+        q = a;
+        while (ISLABEL(d[q]))
+            q++;
+        if (nl < 8) {
+            ls[nl] = a;
+            le[nl] = q;
+            nl++;
+        }
+        stop = q;
+        if (nl == 8)
+            break;
+    }
+    /* Unicode case folding, \w and \s in pii.py's patterns: let pii.py judge non-ASCII */
+    if (nonascii(c, start - 160, start) || nonascii(c, start, (stop > end ? stop : end) + 1))
+        return call_handler(c, h_emails, start, end);
+    /* _EMAIL_OBFUSCATED: label0 of at most 63, up to six more labels of at most 63, then a TLD
+     * that is the whole next label, followed by no word character or '-' */
+    if (l0 > 63)
+        return 0;
+    int usable = 0;
+    while (usable < nl && usable < 6 && le[usable] - ls[usable] <= 63)
+        usable++;
+    Py_ssize_t pend = -1;
+    for (int k = usable; k >= 0 && pend < 0; k--) {
+        if (k >= nl)
+            continue;
+        Py_ssize_t a = ls[k], len = le[k] - ls[k];
+        for (int t = 0; t < n_tlds; t++)
+            if (tld_len[t] == len && ci_lit_at(d, n, a, tlds[t], len)) {
+                if (d[le[k]] != '_')
+                    pend = le[k];
+                break;
+            }
+    }
+    if (pend < 0)
+        return 0;
+    /* _LOCAL_OBFUSCATED_REVERSED on the 160 characters before, read backwards */
+    Py_ssize_t w = start < 160 ? start : 160, i = 0, j;
+#define R(k) d[start - 1 - (k)]
+#define WORD_RUN(from, out)                                                                                            \
+    do {                                                                                                               \
+        Py_ssize_t _k = (from);                                                                                        \
+        while (_k < w && _k - (from) < 64 && ISLOCAL(R(_k)))                                                          \
+            _k++;                                                                                                      \
+        out = _k;                                                                                                      \
+    } while (0)
+    while (i < w && ISASPACE(R(i)))
+        i++;
+    if (i > 3 || i >= w || !ISLOCAL(R(i)))
+        return 0;
+    WORD_RUN(i, i);
+    for (int g = 0; g < 4; g++) {
+        Py_ssize_t next = -1;
+        /* \s*\.\s* */
+        j = i;
+        while (j < w && ISASPACE(R(j)))
+            j++;
+        if (j < w && R(j) == '.') {
+            j++;
+            while (j < w && ISASPACE(R(j)))
+                j++;
+            if (j < w && ISLOCAL(R(j)))
+                WORD_RUN(j, next);
+        }
+        /* \s*[\])}>]\s*tod\s*[\[({<]\s* */
+        if (next < 0) {
+            j = i;
+            while (j < w && ISASPACE(R(j)))
+                j++;
+            if (j < w && (R(j) == ']' || R(j) == ')' || R(j) == '}' || R(j) == '>')) {
+                j++;
+                while (j < w && ISASPACE(R(j)))
+                    j++;
+                if (j + 3 <= w && LOWER(R(j)) == 't' && LOWER(R(j + 1)) == 'o' && LOWER(R(j + 2)) == 'd') {
+                    j += 3;
+                    while (j < w && ISASPACE(R(j)))
+                        j++;
+                    if (j < w && (R(j) == '[' || R(j) == '(' || R(j) == '{' || R(j) == '<')) {
+                        j++;
+                        while (j < w && ISASPACE(R(j)))
+                            j++;
+                        if (j < w && ISLOCAL(R(j)))
+                            WORD_RUN(j, next);
+                    }
+                }
+            }
+        }
+        /* \s+tod\s+ */
+        if (next < 0) {
+            j = i;
+            while (j < w && ISASPACE(R(j)))
+                j++;
+            if (j > i && j + 3 <= w && LOWER(R(j)) == 't' && LOWER(R(j + 1)) == 'o' && LOWER(R(j + 2)) == 'd') {
+                Py_ssize_t k = j + 3;
+                while (k < w && ISASPACE(R(k)))
+                    k++;
+                if (k > j + 3 && k < w && ISLOCAL(R(k)))
+                    WORD_RUN(k, next);
+            }
+        }
+        if (next < 0)
+            break;
+        i = next;
+    }
+#undef WORD_RUN
+#undef R
+    /* prose, not a name: "I work at example.com" */
+    Py_ssize_t a = start - i, b = start;
+    while (a < b && ISASPACE(d[a]))
+        a++;
+    while (b > a && ISASPACE(d[b - 1]))
+        b--;
+    for (int k = 0; k < n_prose; k++) {
+        if (prose_len[k] != b - a)
+            continue;
+        Py_ssize_t m = 0;
+        while (m < b - a && LOWER(d[a + m]) == (unsigned char)prose[k][m])
+            m++;
+        if (m == b - a)
+            return 0;
+    }
+    return add_finding(c, K_EMAIL, start - i, pend);
+}
+
 static int scan_emails(Ctx *c)
 {
     const unsigned char *d = c->d;
@@ -1729,7 +1891,7 @@ static int scan_emails(Ctx *c)
         if (ch == '[' || ch == '(' || ch == '{' || ch == '<' || ch == ' ' || ch == '\t' || ch == '\n') {
             Py_ssize_t e = email_obf_at(d, n, p);
             if (e > 0) {
-                if (call_handler(c, h_emails, p, e) < 0)
+                if (judge_email_obf(c, p, e) < 0)
                     return -1;
                 p = e;
                 continue;
@@ -2057,11 +2219,11 @@ out:
 static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"normalize", "iban_lengths", "tlds", "nsn_lengths", "kinds", "priority",
-                            "finding", "handlers", "separator", "placeholders", NULL};
-    PyObject *normalize, *countries, *tld_list, *nsn, *kinds, *prio, *finding, *handlers, *sep, *phs;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!OO!O!O!O!O!UO!", names, &PyDict_Type, &normalize, &PyDict_Type, &countries, &tld_list,
+                            "finding", "handlers", "separator", "placeholders", "prose_words", NULL};
+    PyObject *normalize, *countries, *tld_list, *nsn, *kinds, *prio, *finding, *handlers, *sep, *phs, *words;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!OO!O!O!O!O!UO!O", names, &PyDict_Type, &normalize, &PyDict_Type, &countries, &tld_list,
                                      &PyDict_Type, &nsn, &PyTuple_Type, &kinds, &PyDict_Type, &prio, &PyType_Type,
-                                     &finding, &PyTuple_Type, &handlers, &sep, &PyDict_Type, &phs))
+                                     &finding, &PyTuple_Type, &handlers, &sep, &PyDict_Type, &phs, &words))
         return NULL;
     if (!PyType_IsSubtype((PyTypeObject *)finding, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "finding must be a tuple type");
@@ -2171,6 +2333,23 @@ static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
     }
     Py_INCREF(sep);
     Py_XSETREF(separator, sep);
+    PyObject *wl = PySequence_Fast(words, "prose_words must be a collection of str");
+    if (!wl)
+        return NULL;
+    n_prose = 0;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(wl); i++) {
+        const char *w = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(wl, i));
+        if (!w || n_prose >= MAX_PROSE || strlen(w) >= sizeof(prose[0])) {
+            Py_DECREF(wl);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "too many or too long prose words");
+            return NULL;
+        }
+        strcpy(prose[n_prose], w);
+        prose_len[n_prose] = (int)strlen(w);
+        n_prose++;
+    }
+    Py_DECREF(wl);
     configured = 1;
     Py_RETURN_NONE;
 }

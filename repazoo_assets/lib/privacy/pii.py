@@ -684,6 +684,7 @@ def _load_engine() -> tuple[object | None, str]:
         handlers=(_letters, _emails, _digits, _ipv4),
         separator=_SEPARATOR,
         placeholders=PLACEHOLDERS,
+        prose_words=sorted(_NOT_A_LOCAL_PART),
     )
     return _pii_fast, "compiled"
 

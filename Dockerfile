@@ -15,9 +15,20 @@ WORKDIR /opt/repazoo
 # Dependencies first, so a code change does not reinstall them. dagster-k8s is what the
 # instance's K8sRunLauncher and the k8s_job_executor import inside the image (same release line
 # as the dagster pin in pyproject.toml).
-COPY pyproject.toml README.md ./
+# The PII detector's compiled engine (repazoo_assets/lib/privacy/_pii_fast.c) is built here: the
+# slim image has Python's headers but no C compiler, so gcc is installed for the build and removed
+# after. The built module is also copied next to its source, because the code server imports the
+# package from this working directory; the check then proves the engine the server will run.
+COPY pyproject.toml setup.py README.md ./
 COPY repazoo_assets ./repazoo_assets
-RUN pip install . "dagster-k8s==0.29.27"
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install . "dagster-k8s==0.29.27" \
+    && cp "$(cd / && python -c 'import repazoo_assets.lib.privacy._pii_fast as m; print(m.__file__)')" \
+        repazoo_assets/lib/privacy/ \
+    && python -c "from repazoo_assets.lib.privacy import pii; assert pii.ENGINE == 'compiled', pii.ENGINE" \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY deploy ./deploy
 COPY workspace.yaml ./

@@ -575,7 +575,7 @@ def find_pii(text: str) -> list[Finding]:
         return _fast.find_many((text,))[0]
     if _ANY.search(_prepare(text)[1]) is None:
         return []  # most texts: one pass of RE2 and nothing to judge
-    return _find_pii_many_python((text,))
+    return _find_pii_many_python((text,))[0]
 
 
 # Between texts of a batch: no pattern crosses it (no class holds NUL), and it is longer than

@@ -8,14 +8,18 @@ key prefixes, non-ASCII digits, spaces and full-width punctuation, separators be
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
 from bench.pii_corpus import DEFAULT_SEED, build_corpus
 from repazoo_assets.lib.privacy import pii
 
-pytestmark = pytest.mark.skipif(
+needs_compiled = pytest.mark.skipif(
     pii._fast is None, reason=f"the compiled engine is not active (engine: {pii.ENGINE})"
 )
 
@@ -37,11 +41,13 @@ def _assert_same(texts: list[str]) -> None:
     assert pii._fast.apply_many(texts, got, True) == [pii._apply(t, f) for t, f in zip(texts, expected)]
 
 
+@needs_compiled
 def test_the_active_engine_is_the_compiled_one():
     assert pii.ENGINE == "compiled"
     assert pii.find_pii("mail jane@example.com") == [pii.Finding("email", 5, 21)]
 
 
+@needs_compiled
 @pytest.mark.parametrize("seed", [DEFAULT_SEED, 7, 99])
 def test_same_findings_on_the_benchmark_corpus(seed):
     texts = [c.text for c in build_corpus(seed, 1200)]
@@ -102,6 +108,7 @@ def _fuzz_text(rng: random.Random) -> str:
     return "".join(parts)
 
 
+@needs_compiled
 def test_same_findings_on_generated_texts():
     rng = random.Random(20240315)
     texts = [_fuzz_text(rng) for _ in range(6000)]
@@ -111,6 +118,7 @@ def test_same_findings_on_generated_texts():
         _assert_same([text])
 
 
+@needs_compiled
 def test_same_findings_on_corpus_texts_cut_and_spliced():
     # Real tweets cut at random places and glued to each other and to generated pieces.
     rng = random.Random(3)
@@ -124,9 +132,54 @@ def test_same_findings_on_corpus_texts_cut_and_spliced():
         _assert_same(texts[i : i + 100])
 
 
+@needs_compiled
 def test_same_errors():
     for bad in (None, b"bytes", 3):
         with pytest.raises(TypeError):
             pii.find_pii_many(["ok", bad])
     assert _compiled([]) == []
     assert _compiled(["", ""]) == [[], []]
+
+
+def _run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+        check=False,
+    )
+
+
+_FALLBACK_CHECK = """
+    from repazoo_assets.lib.privacy import pii
+    assert pii.ENGINE == "python", pii.ENGINE
+    assert pii.find_pii("mail jane@example.com") == [pii.Finding("email", 5, 21)]
+    assert pii.redact_many(["call +44 20 7946 0958", "ok"]) == ["call [PHONE]", "ok"]
+    assert pii.redact_with_counts("4111 1111 1111 1111") == ("[CARD]", {"card": 1})
+    print("fallback ok")
+"""
+
+
+def test_the_python_engine_can_be_chosen():
+    done = _run_python(_FALLBACK_CHECK, REPAZOO_PII_ENGINE="python")
+    assert done.returncode == 0, done.stderr
+    assert "fallback ok" in done.stdout
+    assert "not importable" not in done.stderr  # chosen, not a failure: no warning
+
+
+def test_without_the_extension_the_python_engine_runs_and_one_warning_says_why():
+    # The extension made unimportable, as on a machine where it was never built.
+    code = (
+        "import sys\n"
+        "sys.modules['repazoo_assets.lib.privacy._pii_fast'] = None\n"
+        + textwrap.dedent(_FALLBACK_CHECK)
+    )
+    done = _run_python(code, REPAZOO_PII_ENGINE="")
+    assert done.returncode == 0, done.stderr
+    assert "fallback ok" in done.stdout
+    warnings = [line for line in done.stderr.splitlines() if "compiled engine is not importable" in line]
+    assert len(warnings) == 1, done.stderr
+    assert "ImportError" in warnings[0] or "ModuleNotFoundError" in warnings[0]
+    assert "jane" not in done.stderr and "7946" not in done.stderr

@@ -2,11 +2,14 @@
 
 One detector serves the redaction of tweets, the prompt guard and the log filter. It is built for
 tweets: precise (handles, hashtags, cashtags, t.co links, dates, times, prices and version numbers
-stay), fast and linear in the input. One combined pattern, compiled once with RE2, finds the
-candidates of every kind in a single pass over the text; RE2 runs in time linear in the input
-whatever the pattern (no backtracking, so adversarial input cannot blow up). Python then judges
-only those few candidates: checksums (Luhn, IBAN mod-97), the shapes of phone numbers and
-SSNs, word boundaries and context. How each kind is recognised, and what it measured, is in
+stay), fast and linear in the input. Four RE2 patterns find the candidates of every kind (RE2
+runs in time linear in the input whatever the pattern: no backtracking, so adversarial input
+cannot blow up); handlers then judge only those few candidates: checksums (Luhn, IBAN mod-97),
+the shapes of phone numbers and SSNs, word boundaries and context.
+
+This module is the reference. A compiled engine (_pii_fast.c, built at install) gives exactly the
+same findings several times faster and is used when importable; `ENGINE` says which runs. How
+each kind is recognised, how the engines share the work, and what they measured is in
 docs/pii.md.
 """
 

@@ -12,6 +12,8 @@ Every drop is counted with its reason, so processed rows = raw rows − dropped.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -101,15 +103,25 @@ def may_hold_pii(values: pa.Array) -> pa.Array:
 class TransformCache:
     """What each distinct user agent, URL, payload string and user id became, kept for a whole
     run: the same values come back slice after slice and hour after hour. Pure functions of the
-    value (and of the key, fixed for a run), so a cached result is the result."""
+    value (and of the key, fixed for a run), so a cached result is the result. The key's
+    fingerprint is kept: a cache used with another key raises (its pseudonyms would be wrong)."""
 
     def __init__(self, limit: int = CACHE_ENTRIES) -> None:
         self.limit = limit
+        self.key_fingerprint: bytes | None = None
         self.families: dict[str, str | None] = {}
         self.redacted: dict[str, str] = {}
         self.urls: dict[bool, dict[str, str]] = {False: {}, True: {}}
         self.pseudonyms: dict[str, str] = {}
         self.decisions: dict[bool, dict[str, int]] = {False: {}, True: {}}  # field name -> _KEEP/_DROP/_PSEUDONYM
+
+    def bind(self, key: bytes) -> None:
+        """Ties the cache to the pseudonymization key of its first use."""
+        fingerprint = hashlib.sha256(b"repazoo transform cache\0" + key).digest()
+        if self.key_fingerprint is None:
+            self.key_fingerprint = fingerprint
+        elif not hmac.compare_digest(fingerprint, self.key_fingerprint):
+            raise ValueError("this TransformCache holds results of another pseudonymization key")
 
     def room(self, table: dict) -> dict:
         if len(table) > self.limit:
@@ -155,7 +167,8 @@ def apply_level(table: pa.Table, level: str, key: bytes, cache: TransformCache |
         raise ValueError(f"privacy level must be one of {', '.join(LEVELS)}, got {level!r}")
     if level == "standard":
         return LevelResult(table)
-    cache = cache or TransformCache()
+    cache = cache if cache is not None else TransformCache()
+    cache.bind(key)
     result = LevelResult(table)
     consent = pc.fill_null(table.column("consent_analytics"), False)
     result.dropped["no analytics consent"] = table.num_rows - pc.sum(pc.cast(consent, pa.int64())).as_py() if table.num_rows else 0
@@ -214,7 +227,7 @@ def _decide(name: str, hipaa: bool) -> int:
 def _clean_payloads(column: pa.ChunkedArray | pa.Array, key: bytes, hipaa: bool, cache: TransformCache) -> pa.Array:
     """Each payload with personal fields removed, user ids pseudonymized and the remaining strings
     redacted (each distinct string once per run), written back as JSON with sorted keys."""
-    decisions = cache.decisions[hipaa]
+    decisions = cache.room(cache.decisions[hipaa])
     pseudonyms = cache.room(cache.pseudonyms)
     strings: set[str] = set()
     has_strings: list[bool] = []

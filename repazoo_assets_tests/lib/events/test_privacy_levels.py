@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from repazoo_assets.lib.events.export import SCHEMA
-from repazoo_assets.lib.events.privacy_levels import apply_level, browser_family
+from repazoo_assets.lib.events.privacy_levels import TransformCache, apply_level, browser_family
 
 KEY = b"k" * 32
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
@@ -75,3 +75,14 @@ def test_bad_level_and_browser_families():
     assert browser_family("Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Chrome/124.0 Safari/537.36 Edg/124.0") == "Edge"
     assert browser_family("Mozilla/5.0 (iPhone) AppleWebKit/605.1.15 Version/17.4 Mobile/15E148 Safari/604.1") == "Safari"
     assert browser_family("curl/8.5") == "Other" and browser_family(None) is None
+
+
+def test_cache_is_bounded_and_tied_to_its_key():
+    cache = TransformCache(limit=15)
+    for n in range(4):  # 10 new field names per call: unbounded, 40 decisions would be kept
+        fields = {f"field_{n}_{i}": i for i in range(10)}
+        apply_level(events({"payload": json.dumps(fields)}), "gdpr", KEY, cache)
+        assert len(cache.decisions[False]) <= 20
+    with pytest.raises(ValueError, match="another pseudonymization key"):
+        apply_level(events({}), "gdpr", b"j" * 32, cache)
+    assert apply_level(events({}), "hipaa", KEY, cache).table.num_rows == 1  # same key: still usable

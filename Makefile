@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml setup.py repazoo_assets/lib/privacy/_pii_fast.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(BIN)/python -c "from repazoo_assets.lib.privacy import pii; print('PII engine:', pii.ENGINE)"
 	touch $@
 
 install: $(STAMP)

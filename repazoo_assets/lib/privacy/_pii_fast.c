@@ -17,6 +17,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,8 @@ static int nsn_keylen[MAX_NSN], nsn_lo[MAX_NSN], nsn_hi[MAX_NSN];
 static int n_nsn;
 static int priority[N_KINDS];
 static PyObject *kind_names[N_KINDS];
+static char kind_upper[N_KINDS][24]; /* the kinds' names in capitals, as in "[EMAIL]" */
+static int kind_len[N_KINDS];
 static PyTypeObject *finding_type;
 static PyObject *h_letters, *h_emails, *h_digits, *h_ipv4; /* pii.py's pass handlers */
 static PyObject *separator;
@@ -43,7 +46,10 @@ static PyObject *placeholders[N_KINDS];
 #define MAX_PROSE 256
 static char prose[MAX_PROSE][24]; /* pii._NOT_A_LOCAL_PART */
 static int prose_len[MAX_PROSE], n_prose;
-static int configured;
+static int configured; /* 0 until a configure() ran to its end, and while one runs */
+/* The module is single-phase and its tables are process globals: only the interpreter that
+ * configured it may use it (a subinterpreter gets an ImportError and pii.py falls back). */
+static PyInterpreterState *owner;
 
 /* --- per call ------------------------------------------------------------------------------- */
 typedef struct {
@@ -188,6 +194,26 @@ static PyObject *get_text(Ctx *c)
     return t;
 }
 
+/* the index of the kind named `k`, -1 when it is none (with an exception set on an error) */
+static int kind_index(PyObject *k)
+{
+    for (int j = 0; j < N_KINDS; j++)
+        if (k == kind_names[j])
+            return j;
+    if (!PyUnicode_Check(k)) {
+        PyErr_Format(PyExc_TypeError, "a finding's kind must be str, not %s", Py_TYPE(k)->tp_name);
+        return -1;
+    }
+    for (int j = 0; j < N_KINDS; j++) {
+        int r = PyUnicode_Compare(k, kind_names[j]);
+        if (r == 0)
+            return j;
+        if (r == -1 && PyErr_Occurred())
+            return -1;
+    }
+    return -1;
+}
+
 /* pii.py's handler for the candidate text[start:end]; its findings are taken over. */
 static int call_handler(Ctx *c, PyObject *handler, Py_ssize_t start, Py_ssize_t end)
 {
@@ -198,13 +224,20 @@ static int call_handler(Ctx *c, PyObject *handler, Py_ssize_t start, Py_ssize_t 
     PyObject *r = NULL;
     if (ps && pe) {
         PyObject *args[4] = {text, ps, pe, c->out};
+        /* a reference of our own: the handler may run configure(), which replaces it */
+        Py_INCREF(handler);
         r = PyObject_Vectorcall(handler, args, 4, NULL);
+        Py_DECREF(handler);
     }
     Py_XDECREF(ps);
     Py_XDECREF(pe);
     if (!r)
         return -1;
     Py_DECREF(r);
+    if (!configured) { /* a configure() that failed while the handler ran: the tables are not whole */
+        PyErr_SetString(PyExc_RuntimeError, "_pii_fast was reconfigured during the call and is not configured");
+        return -1;
+    }
     Py_ssize_t m = PyList_GET_SIZE(c->out);
     for (Py_ssize_t i = 0; i < m; i++) {
         PyObject *f = PyList_GET_ITEM(c->out, i);
@@ -212,16 +245,10 @@ static int call_handler(Ctx *c, PyObject *handler, Py_ssize_t start, Py_ssize_t 
             PyErr_SetString(PyExc_TypeError, "a handler returned something that is not a Finding");
             return -1;
         }
-        PyObject *k = PyTuple_GET_ITEM(f, 0);
-        int kind = -1;
-        for (int j = 0; j < N_KINDS; j++) {
-            if (k == kind_names[j] || PyUnicode_Compare(k, kind_names[j]) == 0) {
-                kind = j;
-                break;
-            }
-        }
+        int kind = kind_index(PyTuple_GET_ITEM(f, 0));
         if (kind < 0) {
-            PyErr_SetString(PyExc_ValueError, "a handler returned an unknown kind");
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "a handler returned an unknown kind");
             return -1;
         }
         Py_ssize_t s = PyLong_AsSsize_t(PyTuple_GET_ITEM(f, 1));
@@ -689,7 +716,7 @@ static int classify(const Ctx *c, Py_ssize_t s0, Py_ssize_t e0, Py_ssize_t n)
     const unsigned char *s = c->d + s0;
     Py_ssize_t len = e0 - s0;
     if (n <= 12) {
-        int dots = 0;
+        Py_ssize_t dots = 0;
         for (Py_ssize_t i = 0; i < len; i++)
             dots += s[i] == '.';
         if (dots == 3 && ipv4_full(s, len))
@@ -1438,17 +1465,9 @@ static int is_placeholder(const Ctx *c, Py_ssize_t a, Py_ssize_t b)
         b--;
     if (b - a < 3 || d[a] != '[' || d[b - 1] != ']')
         return 0;
-    for (int k = 0; k < N_KINDS; k++) {
-        const char *name = PyUnicode_AsUTF8(kind_names[k]);
-        Py_ssize_t len = name ? (Py_ssize_t)strlen(name) : -1;
-        if (len != b - a - 2)
-            continue;
-        Py_ssize_t i = 0;
-        while (i < len && d[a + 1 + i] == (unsigned char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]))
-            i++;
-        if (i == len)
+    for (int k = 0; k < N_KINDS; k++)
+        if (kind_len[k] == b - a - 2 && memcmp(d + a + 1, kind_upper[k], (size_t)kind_len[k]) == 0)
             return 1;
-    }
     return 0;
 }
 
@@ -1990,7 +2009,7 @@ static int scan_digits(Ctx *c)
             q = p + 1;
         if (q >= 0 && q >= num_fail) {
             Py_ssize_t r = q, last = q;
-            int digits = 0;
+            Py_ssize_t digits = 0;
             while (ISD(d[r]) || ISNUMSEP(d[r])) {
                 if (ISD(d[r])) {
                     digits++;
@@ -2082,14 +2101,22 @@ static PyObject *make_finding(int kind, Py_ssize_t s, Py_ssize_t e)
 static PyObject *find_many(PyObject *self, PyObject *arg)
 {
     if (!configured) {
-        PyErr_SetString(PyExc_RuntimeError, "_pii_fast.configure() was not called");
+        PyErr_SetString(PyExc_RuntimeError, "_pii_fast is not configured (configure() was not called or failed)");
         return NULL;
     }
-    PyObject *seq = PySequence_Fast(arg, "expected a sequence of str");
+    if (PyInterpreterState_Get() != owner) {
+        PyErr_SetString(PyExc_RuntimeError, "_pii_fast is configured by another interpreter");
+        return NULL;
+    }
+    /* A snapshot of our own: the handlers run Python code, which may change the caller's list
+     * (or let another thread change it); a tuple is immutable, and a tuple argument is reused. */
+    PyObject *seq = PySequence_Tuple(arg);
     if (!seq)
         return NULL;
-    Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
+    Py_ssize_t m = PyTuple_GET_SIZE(seq);
+    PyObject **items = &PyTuple_GET_ITEM(seq, 0);
+    PyObject *sep = separator; /* a configure() during the call may replace it */
+    Py_INCREF(sep);
     PyObject *result = NULL;
     Ctx c;
     memset(&c, 0, sizeof(c));
@@ -2113,7 +2140,7 @@ static PyObject *find_many(PyObject *self, PyObject *arg)
     }
     if (m == 0)
         goto out;
-    c.joined = PyUnicode_Join(separator, seq);
+    c.joined = PyUnicode_Join(sep, seq);
     if (!c.joined) {
         Py_CLEAR(result);
         goto out;
@@ -2187,7 +2214,7 @@ static PyObject *find_many(PyObject *self, PyObject *arg)
         }
     }
     /* split per text */
-    Py_ssize_t seplen = PyUnicode_GET_LENGTH(separator);
+    Py_ssize_t seplen = PyUnicode_GET_LENGTH(sep);
     Py_ssize_t ti = 0, off = 0, tlen = PyUnicode_GET_LENGTH(items[0]);
     for (Py_ssize_t i = 0; i < nm; i++) {
         Fnd *f = &c.f[i];
@@ -2212,6 +2239,7 @@ out:
     Py_XDECREF(c.out);
     Py_XDECREF(c.text);
     Py_XDECREF(c.joined);
+    Py_DECREF(sep);
     Py_DECREF(seq);
     return result;
 }
@@ -2225,12 +2253,38 @@ static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
                                      &PyDict_Type, &nsn, &PyTuple_Type, &kinds, &PyDict_Type, &prio, &PyType_Type,
                                      &finding, &PyTuple_Type, &handlers, &sep, &PyDict_Type, &phs, &words))
         return NULL;
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    if (owner && owner != interp) {
+        PyErr_SetString(PyExc_ImportError, "_pii_fast is in use by another interpreter (it keeps process-wide "
+                                           "tables); use the Python engine in this one");
+        return NULL;
+    }
+    /* until everything below is checked and set, find_many() refuses to run on half-filled tables */
+    configured = 0;
     if (!PyType_IsSubtype((PyTypeObject *)finding, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "finding must be a tuple type");
         return NULL;
     }
     if (PyTuple_GET_SIZE(kinds) != N_KINDS || PyTuple_GET_SIZE(handlers) != 4) {
         PyErr_SetString(PyExc_ValueError, "unexpected number of kinds or handlers");
+        return NULL;
+    }
+    for (int i = 0; i < N_KINDS; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kinds, i);
+        Py_ssize_t len;
+        const char *name = PyUnicode_Check(k) ? PyUnicode_AsUTF8AndSize(k, &len) : NULL;
+        if (!name) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "kinds must be str, not %s", Py_TYPE(k)->tp_name);
+            return NULL;
+        }
+        if (len < 1 || len >= (Py_ssize_t)sizeof(kind_upper[0]) || !PyUnicode_IS_ASCII(k)) {
+            PyErr_SetString(PyExc_ValueError, "a kind is a short ASCII name");
+            return NULL;
+        }
+    }
+    if (!PyUnicode_IS_ASCII(sep) || PyUnicode_GET_LENGTH(sep) == 0) {
+        PyErr_SetString(PyExc_ValueError, "the separator is a non-empty ASCII str");
         return NULL;
     }
     memset(norm_table, 0, sizeof(norm_table));
@@ -2311,7 +2365,19 @@ static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
                 PyErr_SetString(PyExc_ValueError, "a kind has no priority");
             return NULL;
         }
-        priority[i] = (int)PyLong_AsLong(p);
+        if (!PyLong_Check(p)) {
+            PyErr_Format(PyExc_TypeError, "a priority must be int, not %s", Py_TYPE(p)->tp_name);
+            return NULL;
+        }
+        int overflow;
+        long pv = PyLong_AsLongAndOverflow(p, &overflow);
+        if (pv == -1 && PyErr_Occurred())
+            return NULL;
+        if (overflow || pv < INT_MIN || pv > INT_MAX) {
+            PyErr_SetString(PyExc_ValueError, "a priority is out of range");
+            return NULL;
+        }
+        priority[i] = (int)pv;
         PyObject *ph = PyDict_GetItemWithError(phs, k);
         if (!ph || !PyUnicode_Check(ph)) {
             if (!PyErr_Occurred())
@@ -2322,6 +2388,11 @@ static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
         Py_XSETREF(placeholders[i], ph);
         Py_INCREF(k);
         Py_XSETREF(kind_names[i], k);
+        Py_ssize_t len;
+        const char *name = PyUnicode_AsUTF8AndSize(k, &len); /* checked above: ASCII, short */
+        for (Py_ssize_t j = 0; j < len; j++)
+            kind_upper[i][j] = (char)(ISLO((unsigned char)name[j]) ? name[j] - 32 : name[j]);
+        kind_len[i] = (int)len;
     }
     Py_INCREF(finding);
     Py_XSETREF(finding_type, (PyTypeObject *)finding);
@@ -2350,6 +2421,7 @@ static PyObject *configure(PyObject *self, PyObject *args, PyObject *kw)
         n_prose++;
     }
     Py_DECREF(wl);
+    owner = interp;
     configured = 1;
     Py_RETURN_NONE;
 }
@@ -2362,6 +2434,10 @@ static PyObject *apply_many(PyObject *self, PyObject *args)
     int with_counts;
     if (!PyArg_ParseTuple(args, "OOp", &texts, &findings, &with_counts))
         return NULL;
+    if (!configured || PyInterpreterState_Get() != owner) {
+        PyErr_SetString(PyExc_RuntimeError, "_pii_fast is not configured in this interpreter");
+        return NULL;
+    }
     PyObject *ts = PySequence_Fast(texts, "expected a sequence of str");
     if (!ts)
         return NULL;
@@ -2400,14 +2476,25 @@ static PyObject *apply_many(PyObject *self, PyObject *args)
             Py_ssize_t pos = 0;
             for (Py_ssize_t j = 0; j < k; j++) {
                 PyObject *f = PyList_GET_ITEM(fl, j);
+                if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 3) {
+                    PyErr_SetString(PyExc_TypeError, "a finding is a (kind, start, end) tuple");
+                    Py_DECREF(parts);
+                    goto fail;
+                }
                 PyObject *kind = PyTuple_GET_ITEM(f, 0);
-                Py_ssize_t s0 = PyLong_AsSsize_t(PyTuple_GET_ITEM(f, 1)), e0 = PyLong_AsSsize_t(PyTuple_GET_ITEM(f, 2));
-                int kk = -1;
-                for (int q = 0; q < N_KINDS; q++)
-                    if (kind == kind_names[q] || PyUnicode_Compare(kind, kind_names[q]) == 0) {
-                        kk = q;
-                        break;
-                    }
+                Py_ssize_t s0 = PyLong_AsSsize_t(PyTuple_GET_ITEM(f, 1)), e0 = -1;
+                if (!(s0 == -1 && PyErr_Occurred()))
+                    e0 = PyLong_AsSsize_t(PyTuple_GET_ITEM(f, 2));
+                if ((s0 == -1 || e0 == -1) && PyErr_Occurred()) {
+                    Py_DECREF(parts);
+                    goto fail;
+                }
+                if (s0 < 0 || s0 > e0 || e0 > PyUnicode_GET_LENGTH(text)) {
+                    PyErr_SetString(PyExc_ValueError, "a finding is not inside its text (0 <= start <= end <= len)");
+                    Py_DECREF(parts);
+                    goto fail;
+                }
+                int kk = kind_index(kind);
                 PyObject *piece = kk >= 0 ? PyUnicode_Substring(text, pos, s0 > pos ? s0 : pos) : NULL;
                 if (kk < 0 && !PyErr_Occurred())
                     PyErr_SetString(PyExc_ValueError, "unknown kind");
@@ -2419,6 +2506,10 @@ static PyObject *apply_many(PyObject *self, PyObject *args)
                 Py_DECREF(piece);
                 if (counts) {
                     PyObject *old = PyDict_GetItemWithError(counts, kind);
+                    if (!old && PyErr_Occurred()) {
+                        Py_DECREF(parts);
+                        goto fail;
+                    }
                     long v = old ? PyLong_AsLong(old) + 1 : 1;
                     PyObject *nv = PyLong_FromLong(v);
                     if (!nv || PyDict_SetItem(counts, kind, nv) < 0) {

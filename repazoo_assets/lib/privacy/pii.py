@@ -668,27 +668,31 @@ def _load_engine() -> tuple[object | None, str]:
         return None, "python"
     try:
         from repazoo_assets.lib.privacy import _pii_fast
-    except ImportError as exc:
+
+        # Refused (ImportError) in a subinterpreter when another interpreter configured it: the
+        # module keeps process-wide tables. A configure() that fails otherwise leaves the compiled
+        # engine refusing to run, so the Python engine takes over in both cases.
+        _pii_fast.configure(
+            normalize=_NORMALIZE,
+            iban_lengths=_IBAN_LENGTHS,
+            tlds=_TLDS.split("|"),
+            nsn_lengths=_NSN_LENGTHS,
+            kinds=PII_KINDS,
+            priority=_PRIORITY,
+            finding=Finding,
+            handlers=(_letters, _emails, _digits, _ipv4),
+            separator=_SEPARATOR,
+            placeholders=PLACEHOLDERS,
+            prose_words=sorted(_NOT_A_LOCAL_PART),
+        )
+    except (ImportError, TypeError, ValueError) as exc:
         logging.getLogger(__name__).warning(
-            "PII detector: the compiled engine is not importable (%s: %s); using the pure-Python "
+            "PII detector: the compiled engine is not usable (%s: %s); using the pure-Python "
             "engine, about four times slower. Rebuild it with `pip install -e .`",
             type(exc).__name__,
             exc,
         )
         return None, "python"
-    _pii_fast.configure(
-        normalize=_NORMALIZE,
-        iban_lengths=_IBAN_LENGTHS,
-        tlds=_TLDS.split("|"),
-        nsn_lengths=_NSN_LENGTHS,
-        kinds=PII_KINDS,
-        priority=_PRIORITY,
-        finding=Finding,
-        handlers=(_letters, _emails, _digits, _ipv4),
-        separator=_SEPARATOR,
-        placeholders=PLACEHOLDERS,
-        prose_words=sorted(_NOT_A_LOCAL_PART),
-    )
     return _pii_fast, "compiled"
 
 

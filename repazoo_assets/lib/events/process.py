@@ -50,6 +50,9 @@ DEFAULT_CACHE_ROWS = 4 * DEFAULT_CHUNK_ROWS
 # Threads that encode the client files' row groups and write them: Parquet encoding and zstd
 # run outside the GIL, so two threads use the two cores; more only contend for the GIL.
 DEFAULT_WORKERS = 2
+# Threads that upload the hour's client files to a store without `put_many` (S3): network waits,
+# not CPU, so they get their own pool rather than queueing behind the encoder's two threads.
+PUT_WORKERS = 8
 # Raw rows handled at once (their payloads are Python objects while the levels apply: 50,000
 # made peak RSS 515 MB at 200,000 events an hour, 20,000 made it 442 MB, 10,000 no better), and
 # processed rows held before they are encoded (one row group per client per this many rows of
@@ -162,28 +165,49 @@ def process_hours(
     # transformed and encoded here: the file system's work overlaps the CPU's. One writer, so
     # hours are recorded in order; at most one hour's encoded files wait.
     with (ThreadPoolExecutor(max_workers=workers, thread_name_prefix="processed-events") as pool,
-          ThreadPoolExecutor(max_workers=1, thread_name_prefix="processed-events-store") as writer):
+          ThreadPoolExecutor(max_workers=1, thread_name_prefix="processed-events-store") as writer,
+          ThreadPoolExecutor(max_workers=PUT_WORKERS, thread_name_prefix="processed-events-put") as uploads):
         written = None
-        while hour < end:
-            with engine.connect() as conn:  # read per hour: a client removed meanwhile is honoured
-                clients = dict(conn.execute(
-                    sa.select(t.clients.c.id, t.clients.c.privacy_level).where(t.clients.c.deleted_at.is_(None))
-                ).all())
-            reads = raw.reads
-            previous = _read_manifest(store, processed_bucket, hour)
-            report, files = _encode_hour(hour, raw.hour(hour), clients, key, cache, pool)
-            report.raw_reads = raw.reads - reads
+        try:
+            while hour < end:
+                if written is not None and written.done():  # a failed write stops the run now
+                    reports.append(written.result())
+                    written = None
+                with engine.connect() as conn:  # read per hour: a client removed meanwhile is honoured
+                    clients = dict(conn.execute(
+                        sa.select(t.clients.c.id, t.clients.c.privacy_level).where(t.clients.c.deleted_at.is_(None))
+                    ).all())
+                reads = raw.reads
+                previous = _read_manifest(store, processed_bucket, hour)
+                report, files = _encode_hour(hour, raw.hour(hour), clients, key, cache, pool)
+                report.raw_reads = raw.reads - reads
+                if written is not None:
+                    reports.append(written.result())
+                written = writer.submit(_store_hour, engine, store, processed_bucket, report, files, previous, uploads)
+                del files
+                hour += HOUR
+                # Arrow keeps freed blocks for reuse; handing them back after each hour keeps the
+                # process's footprint at one hour's working set whatever the range.
+                pa.default_memory_pool().release_unused()
             if written is not None:
                 reports.append(written.result())
-            written = writer.submit(_store_hour, engine, store, processed_bucket, report, files, previous, pool)
-            del files
-            hour += HOUR
-            # Arrow keeps freed blocks for reuse; handing them back after each hour keeps the
-            # process's footprint at one hour's working set whatever the range.
-            pa.default_memory_pool().release_unused()
-        if written is not None:
-            reports.append(written.result())
+                written = None
+        except BaseException as exc:
+            _note_writer_failure(exc, written)
+            raise
     return reports
+
+
+def _note_writer_failure(exc: BaseException, written) -> None:
+    """The main thread failed while an hour was being written: the write is waited for, and its
+    own failure, if any, noted on `exc` (its type only: a store's message may name objects)."""
+    if written is None:
+        return
+    try:
+        written.result()
+    except BaseException as failure:  # noqa: BLE001 - reported through the note, exc is raised
+        if failure is not exc:
+            exc.add_note(f"writing the previous hour also failed ({type(failure).__name__}); it has no manifest")
 
 
 def _by_client(events: pa.Table) -> list[tuple[str, pa.Table]]:
@@ -238,13 +262,13 @@ def _flush(files: dict[str, list], pending: dict[str, list[pa.Table]], pool: Thr
     pending.clear()
 
 
-def _put_all(store: ObjectStore, bucket: str, objects: list[dict], pool: ThreadPoolExecutor) -> list[ObjectInfo]:
+def _put_all(store: ObjectStore, bucket: str, objects: list[dict], uploads: ThreadPoolExecutor) -> list[ObjectInfo]:
     """The hour's client files written: as one batch where the store has it (the local store
-    flushes the disk once per batch, not per object), else one object per thread."""
+    flushes the disk once per batch, not per object), else one object per thread of `uploads`."""
     put_many = getattr(store, "put_many", None)
     if put_many is not None:
         return put_many(bucket, objects)
-    futures = [pool.submit(store.put, bucket, o["key"], o["data"], content_type=o["content_type"], encrypt=o["encrypt"])
+    futures = [uploads.submit(store.put, bucket, o["key"], o["data"], content_type=o["content_type"], encrypt=o["encrypt"])
                for o in objects]
     return [f.result() for f in futures]
 
@@ -307,7 +331,7 @@ def _encode_hour(hour, parts, clients, key, cache, pool) -> tuple[HourReport, li
     return report, [(client_id, entry[0], entry[3], data) for (client_id, entry), data in zip(mine, datas, strict=True)]
 
 
-def _store_hour(engine, store, bucket, report: HourReport, files, previous, pool) -> HourReport:
+def _store_hour(engine, store, bucket, report: HourReport, files, previous, uploads) -> HourReport:
     """The hour's client files written as one batch, its deliveries re-opened where a file
     changed, one audit row per HIPAA file, then the hour's manifest."""
     hour = report.hour
@@ -316,7 +340,7 @@ def _store_hour(engine, store, bucket, report: HourReport, files, previous, pool
          "encrypt": level == "hipaa"}
         for client_id, level, _, data in files
     ]
-    infos = _put_all(store, bucket, objects, pool)
+    infos = _put_all(store, bucket, objects, uploads)
     del objects
     entries = [
         (client_id, {"key": info.key, "rows": rows, "sha256": info.sha256, "level": level})

@@ -319,3 +319,75 @@ def test_a_client_whose_events_are_all_dropped_still_gets_its_empty_file(loaded,
     assert report.written["hooli"] == 0 and report.dropped["no analytics consent"] == 4 + 3
     assert read(store, processed_key("hooli", HOUR)) == []
     assert verify_hour_counts(loaded, store, store.bucket, store.processed, HOUR).problems == []
+
+
+class _PutFails(Exception):
+    pass
+
+
+def _failing_puts(monkeypatch, store, hour, after=None):  # noqa: F811
+    """`store.put` raises for the processed files of `hour` (S3: no put_many, so one put each),
+    once `after` is set if given."""
+    put = store.put
+    prefix = f"/dt={hour:%Y-%m-%d}/hour={hour:%H}/"
+
+    def failing(bucket, key, *args, **kwargs):
+        if bucket == store.processed and prefix in key and key.endswith("events.parquet"):
+            if after is not None:
+                assert after.wait(30)
+            raise _PutFails("the store refused the object")
+        return put(bucket, key, *args, **kwargs)
+
+    monkeypatch.setattr(store, "put", failing)
+
+
+def test_a_failed_write_fails_the_run_and_leaves_no_manifest_for_its_hour(loaded, store, monkeypatch):  # noqa: F811
+    from repazoo_assets.lib.events.process import hour_manifest_key, process_hours
+
+    with loaded.begin() as conn:  # events in the next two hours too
+        insert(conn, [event(200 + i, client=list(LEVELS)[i % 3], created_at=HOUR + timedelta(hours=1, minutes=2 * i))
+                      for i in range(60)])
+    export_all(loaded, store)
+    failing_hour = HOUR + timedelta(hours=1)
+    _failing_puts(monkeypatch, store, failing_hour)
+    with pytest.raises(_PutFails):
+        process_hours(loaded, store, store.bucket, store.processed, HOUR, HOUR + timedelta(hours=6), KEY)
+    assert store.exists(store.processed, hour_manifest_key(HOUR))
+    assert not store.exists(store.processed, hour_manifest_key(failing_hour))
+
+
+def test_a_write_failure_is_noted_when_the_main_thread_fails_too(loaded, store, monkeypatch):  # noqa: F811
+    import threading
+
+    from repazoo_assets.lib.events import process
+
+    main_failed = threading.Event()
+    _failing_puts(monkeypatch, store, HOUR, after=main_failed)  # the write fails after the main thread
+    encode = process._encode_hour
+
+    def encode_then_fail(hour, *args):
+        if hour > HOUR:  # while the first hour is being written
+            main_failed.set()
+            raise ValueError("encoding failed")
+        return encode(hour, *args)
+
+    monkeypatch.setattr(process, "_encode_hour", encode_then_fail)
+    with pytest.raises(ValueError, match="encoding failed") as caught:
+        process.process_hours(loaded, store, store.bucket, store.processed, HOUR, HOUR + timedelta(hours=2), KEY)
+    assert caught.value.__notes__ == ["writing the previous hour also failed (_PutFails); it has no manifest"]
+    assert not store.exists(store.processed, process.hour_manifest_key(HOUR))
+
+
+def test_uploads_without_put_many_run_on_their_own_pool(loaded, store, monkeypatch):  # noqa: F811
+    import threading
+
+    threads = set()
+    put = store.put
+
+    def recording(bucket, key, *args, **kwargs):
+        threads.add(threading.current_thread().name.rsplit("_", 1)[0])
+        return put(bucket, key, *args, **kwargs)
+
+    monkeypatch.setattr(store, "put", recording)
+    process_hour(loaded, store, store.bucket, store.processed, HOUR, KEY)
+    assert "processed-events-put" in threads and "processed-events" not in threads

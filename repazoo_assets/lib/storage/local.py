@@ -37,6 +37,9 @@ from repazoo_assets.lib.storage.base import (
 
 _META = ".meta"
 _TMP = ".tmp-"
+# A temporary file this old is a leftover of a killed writer (a write takes seconds): it holds an
+# object's bytes, possibly client data, so `put_many` deletes such files in the folders it writes.
+STALE_TMP_SECONDS = 3600
 
 
 class LocalObjectStore(ObjectStore):
@@ -89,7 +92,11 @@ class LocalObjectStore(ObjectStore):
 
         Why: an fsync costs a journal commit (about 3 ms on the disks measured here) however
         small the file; a batch of 200 small objects took 0.7 s through `put` and about 60 ms
-        here. The price: `syncfs` also flushes what other processes wrote to that file system."""
+        here. The price: `syncfs` also flushes what other processes wrote to that file system
+        (once per file system holding the folders written: the bucket's and `.meta` may differ).
+
+        Temporary files older than `STALE_TMP_SECONDS` in the folders written (left by a writer
+        killed mid-write) are deleted on the way."""
         staged: list[tuple[str, Path, str, Path]] = []  # (tmp, path, sidecar tmp, sidecar path)
         infos: list[ObjectInfo] = []
         made: set[Path] = set()
@@ -102,6 +109,7 @@ class LocalObjectStore(ObjectStore):
                 for folder in (path.parent, meta_path.parent):
                     if folder not in made:
                         folder.mkdir(parents=True, exist_ok=True)
+                        _remove_stale_temporaries(folder)
                         made.add(folder)
                 tmp, meta_tmp = f"{path.parent}/{_TMP}{token}-{n}", f"{meta_path.parent}/{_TMP}{token}-{n}"
                 staged.append((tmp, path, "", meta_path))
@@ -128,13 +136,13 @@ class LocalObjectStore(ObjectStore):
                 finally:
                     os.close(fd)
                 infos.append(ObjectInfo(bucket, key, len(data), sha256, datetime.fromtimestamp(stat.st_mtime, UTC)))
-            _flush(self.root, [tmp for tmp, *_ in staged])
+            _flush([name for tmp, _, meta_tmp, _ in staged for name in (tmp, meta_tmp)], made)
             for tmp, path, meta_tmp, meta_path in staged:
                 # The sidecar first, as in put: a crash between the two leaves a stale sidecar
                 # that head() recognises and ignores.
                 os.replace(meta_tmp, meta_path)
                 os.replace(tmp, path)
-            _flush(self.root, [], folders={p.parent for _, p, _, _ in staged} | {m.parent for _, _, _, m in staged})
+            _flush([], made, fsync_folders=True)
         except BaseException:
             for tmp, _, meta_tmp, _ in staged:
                 for name in (tmp, meta_tmp):
@@ -248,29 +256,50 @@ def _syncfs():
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.syncfs
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: CDLL(None) on Windows
         return None
 
 
 _SYNCFS = _syncfs()
 
 
-def _flush(root: Path, files: list[str], folders: set[Path] = frozenset()) -> None:
-    """`files` and the entries of `folders` made durable: one syncfs of the file system under
-    `root` where the platform has it, else an fsync per file and per folder."""
+def _flush(files: list[str], folders: set[Path], *, fsync_folders: bool = False) -> None:
+    """`files` (in `folders`) made durable, and with `fsync_folders` the entries of `folders`:
+    one syncfs per file system holding `folders` where the platform has it, else an fsync per
+    file (and per folder)."""
     if _SYNCFS is not None:
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            if _SYNCFS(fd) == 0:
-                return
-        finally:
-            os.close(fd)
-    for name in [*files, *map(str, folders)]:
+        one_per_device = {os.stat(folder).st_dev: folder for folder in folders}
+        if all(_syncfs_ok(folder) for folder in one_per_device.values()):
+            return
+    for name in [*files, *(map(str, folders) if fsync_folders else ())]:
         fd = os.open(name, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _syncfs_ok(folder: Path) -> bool:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        return _SYNCFS(fd) == 0
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temporaries(folder: Path, max_age: float | None = None) -> int:
+    """Temporary files of this store in `folder` older than `max_age` seconds deleted (a
+    listing of one small folder); returns how many."""
+    limit = time.time() - (STALE_TMP_SECONDS if max_age is None else max_age)
+    removed = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(_TMP) and entry.is_file(follow_symlinks=False):
+                with suppress(FileNotFoundError):
+                    if entry.stat(follow_symlinks=False).st_mtime < limit:
+                        os.unlink(entry.path)
+                        removed += 1
+    return removed
 
 
 def _stamp(stat: os.stat_result) -> list[int]:

@@ -4,6 +4,7 @@ batch), audit.append_many (one chained row per entry), and processing on the loc
 import io
 import json
 import os
+import time
 from datetime import timedelta
 
 import pyarrow.parquet as pq
@@ -15,7 +16,7 @@ from repazoo_assets.lib.db import tables as t
 from repazoo_assets.lib.events import process
 from repazoo_assets.lib.events.process import process_hours
 from repazoo_assets.lib.security import audit
-from repazoo_assets.lib.storage import LocalObjectStore
+from repazoo_assets.lib.storage import LocalObjectStore, local
 from repazoo_assets.lib.storage.base import InvalidKey, ObjectNotFound
 from repazoo_assets_tests.lib.events.test_export import event, insert
 from repazoo_assets_tests.lib.events.test_process import HOUR, KEY, LEVELS, export_all
@@ -47,6 +48,53 @@ def test_put_many_that_fails_makes_no_object_visible(tmp_path):
     with pytest.raises(ObjectNotFound):
         store.get("processed", "good.bin")
     assert tmp_files(tmp_path) == []
+
+
+def test_put_many_deletes_stale_temporary_files_in_the_folders_it_writes(tmp_path):
+    store = LocalObjectStore(tmp_path)
+    store.ensure_bucket("processed")
+    store.put("processed", "a/0.bin", b"old")
+    folders = [tmp_path / "processed" / "a", tmp_path / ".meta" / "processed" / "a"]
+    old = time.time() - local.STALE_TMP_SECONDS - 60
+    for folder in folders:  # left by a writer killed mid-write: client bytes
+        (folder / ".tmp-killed").write_bytes(b"client data")
+        os.utime(folder / ".tmp-killed", (old, old))
+        (folder / ".tmp-writing").write_bytes(b"another writer's file, just begun")
+    store.put_many("processed", [{"key": "a/1.bin", "data": b"new"}])
+    for folder in folders:
+        assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".tmp-")) == [".tmp-writing"]
+    assert list(store.list_keys("processed")) == ["a/0.bin", "a/1.bin"]
+
+
+def test_put_many_without_syncfs_fsyncs_data_and_sidecars_before_renaming(tmp_path, monkeypatch):
+    store = LocalObjectStore(tmp_path)
+    store.ensure_bucket("processed")
+    monkeypatch.setattr(local, "_SYNCFS", None)  # the fallback (platforms without syncfs)
+    synced = []
+    fsync = os.fsync
+
+    def recording(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    store.put_many("processed", [{"key": f"a/{i}.bin", "data": b"x"} for i in range(2)])
+    temporaries = [p for p in synced if os.path.basename(p).startswith(".tmp-")]
+    assert len([p for p in temporaries if "/.meta/" in p]) == 2  # the sidecars
+    assert len([p for p in temporaries if "/.meta/" not in p]) == 2  # the data
+    assert {str(tmp_path / "processed" / "a"), str(tmp_path / ".meta" / "processed" / "a")} <= set(synced)
+
+
+def test_put_many_syncs_each_file_system_once(tmp_path, monkeypatch):
+    store = LocalObjectStore(tmp_path)
+    store.ensure_bucket("processed")
+    calls = []
+    real = local._SYNCFS
+    if real is None:
+        pytest.skip("no syncfs on this platform")
+    monkeypatch.setattr(local, "_SYNCFS", lambda fd: calls.append(os.fstat(fd).st_dev) or real(fd))
+    store.put_many("processed", [{"key": f"{c}/x.bin", "data": b"x"} for c in "abc"])
+    assert len(calls) == 2 and len(set(calls)) == 1  # before and after the renames, one device
 
 
 @pytest.fixture

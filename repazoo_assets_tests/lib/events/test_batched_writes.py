@@ -11,7 +11,6 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from repazoo_assets.lib.db import create_engine, upgrade
 from repazoo_assets.lib.db import tables as t
 from repazoo_assets.lib.events import process
 from repazoo_assets.lib.events.process import process_hours
@@ -97,43 +96,33 @@ def test_put_many_syncs_each_file_system_once(tmp_path, monkeypatch):
     assert len(calls) == 2 and len(set(calls)) == 1  # before and after the renames, one device
 
 
-@pytest.fixture
-def audit_engine(pg_url):
-    engine = create_engine(pg_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-def test_append_many_writes_one_chained_row_per_entry(audit_engine):
-    audit.append(audit_engine, actor="t", action="export", subject_type="client", subject_id="before")
+def test_append_many_writes_one_chained_row_per_entry(engine):
+    audit.append(engine, actor="t", action="export", subject_type="client", subject_id="before")
     entries = [{"actor": "pipeline:events", "action": audit.AuditAction.EXPORT, "subject_type": "client",
                 "subject_id": f"c{i}", "details": {"object": f"client_id=c{i}/events.parquet", "rows": i}} for i in range(4)]
-    assert audit.append_many(audit_engine, entries) == 4
-    audit.append(audit_engine, actor="t", action="export", subject_type="client", subject_id="after")
-    with audit_engine.connect() as conn:
+    assert audit.append_many(engine, entries) == 4
+    audit.append(engine, actor="t", action="export", subject_type="client", subject_id="after")
+    with engine.connect() as conn:
         rows = conn.execute(sa.select(t.audit_log).order_by(t.audit_log.c.id)).all()
     assert [r.subject_id for r in rows] == ["before", "c0", "c1", "c2", "c3", "after"]
     assert [r.details["rows"] for r in rows[1:5]] == [0, 1, 2, 3]
     assert all(b.prev_hash == a.row_hash for a, b in zip(rows, rows[1:]))
-    assert audit.verify(audit_engine).ok and audit.verify(audit_engine).rows_checked == 6
+    assert audit.verify(engine).ok and audit.verify(engine).rows_checked == 6
 
 
-def test_append_many_refuses_all_if_one_entry_holds_personal_data(audit_engine):
+def test_append_many_refuses_all_if_one_entry_holds_personal_data(engine):
     entries = [{"actor": "a", "action": "export", "subject_type": "client", "details": {"object": "k"}},
                {"actor": "a", "action": "export", "subject_type": "client", "details": {"who": "jane.doe@gmail.com"}}]
     with pytest.raises(audit.AuditError):
-        audit.append_many(audit_engine, entries)
+        audit.append_many(engine, entries)
     with pytest.raises(audit.AuditError):
-        audit.append_many(audit_engine, [{"actor": "a", "action": "nope", "subject_type": "client"}])
-    with audit_engine.connect() as conn:
+        audit.append_many(engine, [{"actor": "a", "action": "nope", "subject_type": "client"}])
+    with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.audit_log)).scalar() == 0
 
 
 @pytest.fixture
-def local_loaded(pg_url, tmp_path):
-    engine = create_engine(pg_url)
-    upgrade(engine)
+def local_loaded(engine, tmp_path):
     with engine.begin() as conn:
         conn.execute(sa.insert(t.clients), [
             {"id": c, "name": c, "privacy_level": level, "sync_frequency": "hourly", "destination_bucket": f"b-{c}"}
@@ -149,8 +138,7 @@ def local_loaded(pg_url, tmp_path):
     store.ensure_bucket("raw")
     store.ensure_bucket("processed")
     export_all(engine, store)
-    yield engine, store
-    engine.dispose()
+    return engine, store
 
 
 def test_processing_on_the_local_store_audits_each_hipaa_file_once_and_keeps_every_row(local_loaded, monkeypatch):

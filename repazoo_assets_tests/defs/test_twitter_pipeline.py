@@ -83,15 +83,21 @@ def env(pg_url, twitter_api, claude):
     engine.dispose()
 
 
+def first_tweet_id(nth: int) -> int:
+    """The first tweet id of the nth user connected in a test: tweet ids are unique across users."""
+    return 1_800_000_000_000_000_000 + nth * 1_000_000
+
+
 def connect(env, *, tier="basic", n_tweets=230, expires_in=7200, pii_every=7, spacing=timedelta(minutes=1)):
     user_id = f"user-{uuid.uuid4().hex[:8]}"
-    twitter_user_id = str(10_000 + len(env.instance.get_dynamic_partitions("users")))
+    nth = len(env.instance.get_dynamic_partitions("users"))
+    twitter_user_id = str(10_000 + nth)
     base = datetime(2026, 11, 1, tzinfo=UTC)
     env.twitter.add_tweets(
         twitter_user_id,
         [
             fake_tweet(
-                1_800_000_000_000_000_000 + i,
+                first_tweet_id(nth) + i,
                 f"tweet {i} about #launch, reach me at {PLANTED[i % len(PLANTED)]}" if i % pii_every == 0
                 else f"tweet {i}: loving the new release #launch",
                 created_at=base + spacing * i,
@@ -505,3 +511,105 @@ def test_ingest_one_user_job_runs_one_partition_end_to_end(env):
     checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert [(c.check_name, c.passed) for c in checks] == [("sanitized_tweets_pii_free", True)]
     assert count(env, t.analyses, user_id=user_id) == 12 and count(env, t.tweets, user_id=other) == 0
+
+
+# --- backfills: users in batches (BackfillPolicy.multi_run), one run for several partitions --------
+def materialize_batch(env, user_ids, selection=PIPELINE):
+    """What a backfill's run of a batch is: one run over a range of `users` partitions (the run
+    tags Dagster's asset backfill sets)."""
+    keys = env.instance.get_dynamic_partitions(users_partitions.name)
+    assert keys.index(user_ids[-1]) - keys.index(user_ids[0]) == len(user_ids) - 1  # a contiguous range
+    return dg.materialize(
+        selection, resources=env.resources, instance=env.instance, raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": user_ids[0], "dagster/asset_partition_range_end": user_ids[-1]},
+    )
+
+
+def observations(env, result, asset):
+    """Each user's own metadata, logged as an observation of the user's partition (read from the
+    instance: a failed step's result does not carry the events it logged)."""
+    found = {}
+    for record in env.instance.get_records_for_run(result.run_id, limit=10_000).records:
+        event = record.event_log_entry.dagster_event
+        if event and event.event_type_value == "ASSET_OBSERVATION" and event.asset_key == dg.AssetKey(asset):
+            observation = event.event_specific_data.asset_observation
+            found[observation.partition] = {k: v.value for k, v in observation.metadata.items()}
+    return found
+
+
+def test_the_user_assets_are_backfilled_in_batches_of_several_users_per_run():
+    for asset in (tweets, sanitized_tweets, tweet_analyses, reputation_summary):
+        assert asset.backfill_policy == dg.BackfillPolicy.multi_run(twitter_assets.USER_BATCH)
+    assert twitter_assets.USER_BATCH > 1
+
+
+def test_a_batch_runs_every_user_and_shows_each_users_figures(env):
+    sizes = [7, 12, 3]
+    users = [connect(env, n_tweets=n)[0] for n in sizes]
+    result = materialize_batch(env, users)
+    assert result.success, failure_message(result)
+    for asset in ("tweets", "sanitized_tweets", "tweet_analyses", "reputation_summary"):
+        partitions = sorted(e.partition for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset))
+        assert partitions == sorted(users), asset
+    for user_id, n in zip(users, sizes, strict=True):
+        assert count(env, t.tweets, user_id=user_id) == n
+        assert count(env, t.analyses, user_id=user_id) == n
+    fetched = metadata(result, "tweets")
+    assert fetched["users_in_run"] == 3 and fetched["new_tweets"] == sum(sizes)
+    assert "dagster/row_count" not in fetched  # a batch's total is not any one partition's row count
+    assert fetched["rows_in_batch"] == sum(sizes)
+    per_user = {row.data["user_id"]: row.data for row in fetched["per_user"].records}
+    assert {u: per_user[u]["new_tweets"] for u in users} == dict(zip(users, sizes, strict=True))
+    assert {u: m["new_tweets"] for u, m in observations(env, result, "tweets").items()} == dict(zip(users, sizes, strict=True))
+    summaries = observations(env, result, "reputation_summary")
+    assert {u: summaries[u]["dagster/row_count"] for u in users} == dict(zip(users, sizes, strict=True))
+    assert all("sentiment_over_time" in summaries[u] for u in users)  # each user's chart, on its partition
+    analysed = metadata(result, "tweet_analyses")
+    assert "mean_score" not in analysed and "quota" not in analysed  # not summable: per user only
+    checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert [(c.check_name, c.passed, c.metadata["tweets_scanned"].value) for c in checks] == [
+        ("sanitized_tweets_pii_free", True, sum(sizes))
+    ]
+
+
+def test_one_users_refusal_fails_the_batch_once_the_others_are_stored(env):
+    first, refused, last = (connect(env, n_tweets=n)[0] for n in (4, 5, 6))
+    with env.engine.begin() as conn:
+        store.revoke_token(conn, refused)
+    result = materialize_batch(env, [first, refused, last], [tweets])
+    assert not result.success
+    message = failure_message(result)
+    assert f"1 of 3 users failed, the others are stored: {refused}: consent not granted for user {refused}" in message
+    assert first not in message and last not in message
+    assert (count(env, t.tweets, user_id=first), count(env, t.tweets, user_id=refused), count(env, t.tweets, user_id=last)) == (4, 0, 6)
+    assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []  # a refusal is not retried
+    assert set(observations(env, result, "tweets")) == {first, last}
+
+
+def test_a_rate_limited_user_retries_the_batch_incrementally(env):
+    users = [connect(env, n_tweets=n)[0] for n in (3, 4)]
+    reset = int(datetime.now(UTC).timestamp()) + 1
+    env.twitter.force_next(429, headers={"x-rate-limit-limit": "900", "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(reset)})
+    result = materialize_batch(env, users, [tweets])
+    assert result.success, failure_message(result)
+    assert len([e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]) == 1
+    assert [count(env, t.tweets, user_id=u) for u in users] == [3, 4]
+    timeline_calls = [r for r in env.twitter.requests if r.path.endswith("/tweets")]
+    # first try: the first user's 429 and the second user's fetch; the retry: both, the second one
+    # asking only for tweets after those it has
+    assert len(timeline_calls) == 4 and timeline_calls[-1].query.get("since_id") is not None
+
+
+def test_personal_data_left_in_one_users_sanitized_tweets_holds_back_the_whole_batchs_analyses(env):
+    clean, dirty = (connect(env, n_tweets=4)[0] for _ in range(2))
+    assert materialize_batch(env, [clean, dirty], [tweets]).success
+    from repazoo_assets.defs.twitter.assets import REDACTOR_VERSION
+
+    with env.engine.begin() as conn:
+        store.upsert_sanitized(conn, dirty, [(first_tweet_id(1) + 1, "still has jane.doe@gmail.com", {})], REDACTOR_VERSION)
+    result = materialize_batch(env, [clean, dirty])
+    assert not result.success
+    (check,) = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert not check.passed and check.metadata["users_with_pii"].value == [dirty]
+    assert "jane.doe" not in str(check.metadata) and "jane.doe" not in (check.description or "")
+    assert env.claude.requests == [] and count(env, t.analyses) == 0

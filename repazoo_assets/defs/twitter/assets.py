@@ -11,7 +11,7 @@ import base64
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -40,6 +40,15 @@ ACTOR = "pipeline:twitter"
 
 # Network steps: exponential backoff with jitter (Twitter 5xx, Anthropic overload, timeouts).
 NETWORK_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+# Backfills run users in batches: one run (and so one process start and one code location load,
+# about 15 CPU-s here) for up to USER_BATCH users instead of one per user. A sensor's run, or
+# Materialize on one partition, is a batch of one and behaves exactly as before.
+USER_BATCH = 10
+USER_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=USER_BATCH)
+# `backfill_policy` is a beta parameter of `asset` in Dagster 1.13; used deliberately (above), so its
+# warning is silenced for that parameter only.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of", category=dg.BetaWarning)
 
 OWNERS = ["team:data-platform"]
 # Owners of sensors are a beta parameter in Dagster 1.13; used deliberately, so the UI names who
@@ -118,6 +127,99 @@ def _refuse(context: dg.AssetExecutionContext, app_db: AppDatabase, state: store
         description=f"consent not granted for user {state.user_id}: {state.reason}; nothing was {what}",
         allow_retries=False,
     )
+
+
+# --- one user at a time, in a run of one or a backfill's batch -------------------------------------
+def _each_user(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+    work: Callable[[str], dict],
+) -> dict[str, dict]:
+    """`work(user_id)` for each user of the run, in partition order; returns each user's metadata.
+
+    A run of one user (a sensor's run, Materialize on one partition) raises what `work` raises,
+    unchanged. In a backfill's batch, one user's failure does not stop the others: each user's work
+    commits on its own, every user is tried, and then the step fails once, naming the users that
+    failed and why (exception types and our own messages, which carry no personal data). It may be
+    retried if any of those failures may be (a rate limit's wait is kept); re-running is
+    incremental, so the users that succeeded cost one cheap call each. Each user's metadata is
+    also logged as an observation of that user's partition, so the UI shows it per user.
+    """
+    user_ids = context.partition_keys
+    if len(user_ids) == 1:
+        return {user_ids[0]: work(user_ids[0])}
+    done: dict[str, dict] = {}
+    failed: dict[str, BaseException] = {}
+    asset_key = context.asset_key if isinstance(context, dg.AssetExecutionContext) else None
+    for user_id in user_ids:
+        try:
+            done[user_id] = work(user_id)
+        except Exception as exc:  # noqa: BLE001 - collected, then raised for the batch below
+            failed[user_id] = exc
+            context.log.warning(f"user {user_id}: {_failure_reason(exc)}")
+            continue
+        if asset_key is not None:
+            context.log_event(dg.AssetObservation(asset_key=asset_key, partition=user_id, metadata=done[user_id]))
+    if failed:
+        raise _batch_failure(failed, len(user_ids))
+    return done
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, dg.Failure) and exc.description:
+        return exc.description
+    if isinstance(exc, dg.RetryRequested):
+        return f"retry requested in {exc.seconds_to_wait or 0:.0f} s"
+    return type(exc).__name__
+
+
+def _batch_failure(failed: dict[str, BaseException], users: int) -> Exception:
+    reasons = {user_id: _failure_reason(exc) for user_id, exc in failed.items()}
+    waits = [exc for exc in failed.values() if isinstance(exc, dg.RetryRequested)]
+    if len(waits) == len(failed):  # only waits (rate limits): retry after the longest
+        return dg.RetryRequested(
+            max_retries=max(exc.max_retries for exc in waits),
+            seconds_to_wait=max(exc.seconds_to_wait or 0 for exc in waits),
+        )
+    retryable = any(not isinstance(exc, dg.Failure) or exc.allow_retries for exc in failed.values())
+    listed = "; ".join(f"{user_id}: {reason}" for user_id, reason in list(reasons.items())[:20])
+    more = f"; and {len(failed) - 20} more" if len(failed) > 20 else ""
+    return dg.Failure(
+        description=f"{len(failed)} of {users} users failed, the others are stored: {listed}{more}",
+        metadata={"failed_users": dg.MetadataValue.json(reasons), "users_in_run": users},
+        allow_retries=retryable,
+    )
+
+
+# Numbers not summed over a batch's users (shown per user only): a sum of quotas or of ratios
+# means nothing.
+_NOT_SUMMED = {"quota", "quota_used", "mean_score", "requests_per_tweet", "input_tokens_per_tweet"}
+
+
+def _batch_metadata(per_user: dict[str, dict]) -> dict:
+    """The metadata of a run's materialization: one user's as is. For a batch (a ranged
+    materialization carries the same metadata for each of its partitions, so nothing of one user
+    may pose as the batch's): counts and seconds summed over its users, and every number per user
+    in a table; each user's full metadata is on that user's observation (`_each_user`)."""
+    if len(per_user) == 1:
+        return next(iter(per_user.values()))
+    numeric = list(dict.fromkeys(
+        key for m in per_user.values() for key, value in m.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ))
+    totals = {
+        ("rows_in_batch" if key == "dagster/row_count" else key): round(sum(m.get(key) or 0 for m in per_user.values()), 3)
+        for key in numeric
+        if key not in _NOT_SUMMED and (key.endswith("_seconds") or all(isinstance(m.get(key, 0), int) for m in per_user.values()))
+    }
+    columns = [dg.TableColumn("user_id", "string")] + [
+        dg.TableColumn(key, "float" if any(isinstance(m.get(key), float) for m in per_user.values()) else "int")
+        for key in numeric
+    ]
+    table = dg.MetadataValue.table(
+        [dg.TableRecord({"user_id": user_id, **{key: m.get(key) for key in numeric}}) for user_id, m in per_user.items()],
+        schema=dg.TableSchema(columns=columns),
+    )
+    return {"users_in_run": len(per_user), **totals, "per_user": table}
 
 
 # --- tweets ---------------------------------------------------------------------------------------
@@ -273,6 +375,7 @@ def _fetch_from_api(
 @dg.asset(
     group_name="twitter",
     partitions_def=users_partitions,
+    backfill_policy=USER_BACKFILL_POLICY,
     kinds={"python", "twitter", "postgres"},
     owners=OWNERS,
     metadata={"dagster/column_schema": TWEETS_SCHEMA, "dagster/table_name": "tweets"},
@@ -293,7 +396,18 @@ def tweets(
     rate_limits: RateLimitResource,
     twitter: TwitterApiResource,
 ) -> dg.MaterializeResult:
-    user_id = context.partition_key
+    per_user = _each_user(context, lambda user_id: _tweets_of(context, user_id, app_db, token_vault, rate_limits, twitter))
+    return dg.MaterializeResult(metadata=_batch_metadata(per_user))
+
+
+def _tweets_of(
+    context: dg.AssetExecutionContext,
+    user_id: str,
+    app_db: AppDatabase,
+    token_vault: TokenVaultResource,
+    rate_limits: RateLimitResource,
+    twitter: TwitterApiResource,
+) -> dict:
     engine = app_db.engine
     with engine.connect() as conn:
         state = store.consent(conn, user_id)
@@ -321,29 +435,28 @@ def tweets(
             details={"outcome": "fetched", "source": source, "tweets": counts["fetched"], "new": counts["new"]},
         )
         total = store.count_tweets(conn, user_id)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": total,
-            "source": source,
-            "new_tweets": counts["new"],
-            "fetched": counts["fetched"],
-            "pages": counts["pages"],
-            "api_requests": counts["requests"],
-            "token_refreshes": counts["token_refreshes"],
-            "fetch_seconds": round(fetch_seconds, 3),
-            # Not stored again, and why: nothing is lost, these tweets are already in the table.
-            "skipped": dg.MetadataValue.json(
-                {"already_stored": counts["fetched"] - counts["new"], "older_than_last_fetch": older_than_cursor}
-            ),
-            "tier": state.tier,
-        }
-    )
+    return {
+        "dagster/row_count": total,
+        "source": source,
+        "new_tweets": counts["new"],
+        "fetched": counts["fetched"],
+        "pages": counts["pages"],
+        "api_requests": counts["requests"],
+        "token_refreshes": counts["token_refreshes"],
+        "fetch_seconds": round(fetch_seconds, 3),
+        # Not stored again, and why: nothing is lost, these tweets are already in the table.
+        "skipped": dg.MetadataValue.json(
+            {"already_stored": counts["fetched"] - counts["new"], "older_than_last_fetch": older_than_cursor}
+        ),
+        "tier": state.tier,
+    }
 
 
 # --- sanitized tweets -----------------------------------------------------------------------------
 @dg.asset(
     group_name="twitter",
     partitions_def=users_partitions,
+    backfill_policy=USER_BACKFILL_POLICY,
     deps=[tweets],
     kinds={"python", "postgres"},
     owners=OWNERS,
@@ -354,7 +467,11 @@ def tweets(
     ),
 )
 def sanitized_tweets(context: dg.AssetExecutionContext, app_db: AppDatabase) -> dg.MaterializeResult:
-    user_id = context.partition_key
+    per_user = _each_user(context, lambda user_id: _sanitize(context, user_id, app_db))
+    return dg.MaterializeResult(metadata=_batch_metadata(per_user))
+
+
+def _sanitize(context: dg.AssetExecutionContext, user_id: str, app_db: AppDatabase) -> dict:
     engine = app_db.engine
     with engine.connect() as conn:
         pending = store.tweets_to_sanitize(conn, user_id, REDACTOR_VERSION)
@@ -373,18 +490,16 @@ def sanitized_tweets(context: dg.AssetExecutionContext, app_db: AppDatabase) -> 
         )
         total = store.count_sanitized(conn, user_id)
     context.log.info(f"user {user_id}: {len(rows)} tweets sanitized, {sum(kinds.values())} items redacted")
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": total,
-            "sanitized_now": len(rows),
-            # Not sanitized again, and why: their sanitized copy is from the current redactor.
-            "skipped_current_version": total - len(rows),
-            "tweets_with_pii": sum(1 for _, _, c in rows if c),
-            "redacted_items": dg.MetadataValue.json(dict(sorted(kinds.items()))),
-            "redactor_version": REDACTOR_VERSION,
-            "redact_seconds": round(redact_seconds, 3),
-        }
-    )
+    return {
+        "dagster/row_count": total,
+        "sanitized_now": len(rows),
+        # Not sanitized again, and why: their sanitized copy is from the current redactor.
+        "skipped_current_version": total - len(rows),
+        "tweets_with_pii": sum(1 for _, _, c in rows if c),
+        "redacted_items": dg.MetadataValue.json(dict(sorted(kinds.items()))),
+        "redactor_version": REDACTOR_VERSION,
+        "redact_seconds": round(redact_seconds, 3),
+    }
 
 
 # Partitioned asset checks are a preview feature of Dagster 1.13; this is the one place we use it,
@@ -403,22 +518,35 @@ warnings.filterwarnings("ignore", message="Specifying a partitions_def on an Ass
     metadata={"owner": OWNERS[0], "kind": "python"},
 )
 def sanitized_tweets_pii_free(context: dg.AssetCheckExecutionContext, app_db: AppDatabase) -> dg.AssetCheckResult:
-    user_id = context.partition_key
-    with app_db.engine.connect() as conn:
-        rows = store.sanitized_texts(conn, user_id)
+    user_ids = context.partition_keys  # one user, or a backfill's batch: then one verdict for the batch
     started = time.perf_counter()
-    findings = find_pii_many([row.text for row in rows])
-    kinds = Counter(f.kind for found in findings for f in found)
-    dirty = sum(1 for found in findings if found)
+    kinds: Counter[str] = Counter()
+    scanned = dirty = 0
+    dirty_users = []
+    for user_id in user_ids:
+        with app_db.engine.connect() as conn:
+            rows = store.sanitized_texts(conn, user_id)
+        findings = find_pii_many([row.text for row in rows])
+        kinds.update(f.kind for found in findings for f in found)
+        user_dirty = sum(1 for found in findings if found)
+        scanned, dirty = scanned + len(rows), dirty + user_dirty
+        if user_dirty:
+            dirty_users.append(user_id)
+    metadata = {
+        "tweets_scanned": scanned,
+        "tweets_with_pii": dirty,
+        "kinds": dg.MetadataValue.json(dict(kinds)),
+        "scan_seconds": round(time.perf_counter() - started, 3),
+    }
+    if len(user_ids) > 1:
+        metadata.update(users_in_run=len(user_ids), users_with_pii=dg.MetadataValue.json(dirty_users))
     return dg.AssetCheckResult(
         passed=dirty == 0,
-        metadata={
-            "tweets_scanned": len(rows),
-            "tweets_with_pii": dirty,
-            "kinds": dg.MetadataValue.json(dict(kinds)),
-            "scan_seconds": round(time.perf_counter() - started, 3),
-        },
-        description=None if dirty == 0 else f"{dirty} sanitized tweets still contain personal data",
+        metadata=metadata,
+        description=None if dirty == 0 else (
+            f"{dirty} sanitized tweets still contain personal data"
+            + (f" ({len(dirty_users)} of {len(user_ids)} users; the batch's analyses are held back)" if len(user_ids) > 1 else "")
+        ),
     )
 
 
@@ -436,6 +564,7 @@ class AnalysisConfig(dg.Config):
 @dg.asset(
     group_name="twitter",
     partitions_def=users_partitions,
+    backfill_policy=USER_BACKFILL_POLICY,
     deps=[sanitized_tweets],
     kinds={"python", "anthropic", "postgres"},
     owners=OWNERS,
@@ -456,9 +585,20 @@ def tweet_analyses(
     rate_limits: RateLimitResource,
     anthropic: AnthropicResource,
 ) -> dg.MaterializeResult:
+    per_user = _each_user(context, lambda user_id: _analyse_user(context, user_id, config, app_db, rate_limits, anthropic))
+    return dg.MaterializeResult(metadata=_batch_metadata(per_user))
+
+
+def _analyse_user(
+    context: dg.AssetExecutionContext,
+    user_id: str,
+    config: AnalysisConfig,
+    app_db: AppDatabase,
+    rate_limits: RateLimitResource,
+    anthropic: AnthropicResource,
+) -> dict:
     from repazoo_assets.lib.analysis.base import TweetInput
 
-    user_id = context.partition_key
     engine = app_db.engine
     with engine.connect() as conn:
         state = store.consent(conn, user_id)
@@ -517,27 +657,25 @@ def tweet_analyses(
     with engine.connect() as conn:
         total = store.count_analyses(conn, user_id, model)
     analysed = totals["analysed"]
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": total,
-            "model": model,
-            "tier": state.tier,
-            "analysed_now": analysed,
-            "failed_now": totals["failed"],
-            "requests": totals["requests"],
-            "input_tokens": totals["input_tokens"],
-            "output_tokens": totals["output_tokens"],
-            "cache_read_input_tokens": totals["cache_read_input_tokens"],
-            "cache_creation_input_tokens": totals["cache_creation_input_tokens"],
-            "analyse_seconds": round(analyse_seconds, 3),
-            # Left unanalysed, and why (retried on the next run); never a made-up result.
-            "not_analysed": dg.MetadataValue.json(dict(sorted(not_analysed.items()))),
-            "requests_per_tweet": round(totals["requests"] / analysed, 4) if analysed else 0.0,
-            "input_tokens_per_tweet": round(totals["input_tokens"] / analysed, 1) if analysed else 0.0,
-            "quota_used": used + analysed,
-            "quota": quota,
-        }
-    )
+    return {
+        "dagster/row_count": total,
+        "model": model,
+        "tier": state.tier,
+        "analysed_now": analysed,
+        "failed_now": totals["failed"],
+        "requests": totals["requests"],
+        "input_tokens": totals["input_tokens"],
+        "output_tokens": totals["output_tokens"],
+        "cache_read_input_tokens": totals["cache_read_input_tokens"],
+        "cache_creation_input_tokens": totals["cache_creation_input_tokens"],
+        "analyse_seconds": round(analyse_seconds, 3),
+        # Left unanalysed, and why (retried on the next run); never a made-up result.
+        "not_analysed": dg.MetadataValue.json(dict(sorted(not_analysed.items()))),
+        "requests_per_tweet": round(totals["requests"] / analysed, 4) if analysed else 0.0,
+        "input_tokens_per_tweet": round(totals["input_tokens"] / analysed, 1) if analysed else 0.0,
+        "quota_used": used + analysed,
+        "quota": quota,
+    }
 
 
 def _analyser(config: AnalysisConfig, tier: str | None, rate_limits: RateLimitResource, anthropic: AnthropicResource):
@@ -745,6 +883,7 @@ def _period_table(periods: list[Period]) -> dg.TableMetadataValue:
 @dg.asset(
     group_name="twitter",
     partitions_def=users_partitions,
+    backfill_policy=USER_BACKFILL_POLICY,
     deps=[tweet_analyses],
     kinds={"python", "postgres"},
     owners=OWNERS,
@@ -755,7 +894,11 @@ def _period_table(periods: list[Period]) -> dg.TableMetadataValue:
     ),
 )
 def reputation_summary(context: dg.AssetExecutionContext, app_db: AppDatabase) -> dg.MaterializeResult:
-    user_id = context.partition_key
+    per_user = _each_user(context, lambda user_id: _summary_of(context, user_id, app_db))
+    return dg.MaterializeResult(metadata=_batch_metadata(per_user))
+
+
+def _summary_of(context: dg.AssetExecutionContext, user_id: str, app_db: AppDatabase) -> dict:
     with app_db.engine.connect() as conn:
         result = store.summary(conn, user_id)
         scored = _scored_tweets(conn, user_id)
@@ -775,19 +918,17 @@ def reputation_summary(context: dg.AssetExecutionContext, app_db: AppDatabase) -
     markdown = "\n".join(table) + "\n\n```\n" + "\n".join(chart) + "\n```\n\n" + "\n".join(flags)
     unit, periods = sentiment_by_period(scored)
     context.log.info(f"user {user_id}: {result['analysed']} analysed tweets over {len(periods)} {unit}s")
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": result["analysed"],
-            "mean_score": result["mean_score"],
-            "by_sentiment": dg.MetadataValue.json(by),
-            "summary": dg.MetadataValue.md(markdown),
-            "sentiment_over_time": dg.MetadataValue.md(sentiment_chart_markdown(unit, periods)),
-            "sentiment_by_period": _period_table(periods),
-            "period": unit,
-            # Stored tweets the summary does not cover yet, and why: not analysed (failed or over quota).
-            "tweets_not_analysed": max(0, stored - len(scored)),
-        }
-    )
+    return {
+        "dagster/row_count": result["analysed"],
+        "mean_score": result["mean_score"],
+        "by_sentiment": dg.MetadataValue.json(by),
+        "summary": dg.MetadataValue.md(markdown),
+        "sentiment_over_time": dg.MetadataValue.md(sentiment_chart_markdown(unit, periods)),
+        "sentiment_by_period": _period_table(periods),
+        "period": unit,
+        # Stored tweets the summary does not cover yet, and why: not analysed (failed or over quota).
+        "tweets_not_analysed": max(0, stored - len(scored)),
+    }
 
 
 # --- jobs: what an operator launches by hand (Launchpad, or Materialize on a partition) ------------

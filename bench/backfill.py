@@ -17,21 +17,26 @@ A throwaway production-like deployment on this machine:
   instance (`--twitter-pool`, `--anthropic-pool`); every sensor and schedule of the code location
   stopped, so the daemon runs only the backfill.
 
-The backfill is what `dagster job backfill -j tweet_pipeline --all` does (called in-process): one
-run per partition, each submitted to the run queue; the daemon dequeues them (at most 10 backfill
-runs at once, deploy/dagster.yaml) and the code server starts each run in a process of its own
-(always `spawn`: a new interpreter that imports the code location), whose steps run in processes
-of their own (multiprocess executor; `--start-method forkserver`, the code location's default,
-forks them from a server that imported the code location once per run; `spawn` is Dagster's
-default, a new interpreter per step).
+The backfill (`--launch asset`, the default) is an asset backfill of the pipeline's four assets
+over every user, launched through the GraphQL API as the UI's Materialize -> Launch backfill does
+(in-process, no webserver); the daemon splits it into runs by the assets' backfill policy
+(`BackfillPolicy.multi_run`: up to USER_BATCH users per run) and submits them to the run queue.
+`--launch job` is what `dagster job backfill -j tweet_pipeline --all` does instead (called
+in-process): one run per user. Either way the daemon dequeues the runs (at most 10 backfill runs at
+once, deploy/dagster.yaml) and the code server starts each run in a process of its own (always
+`spawn`: a new interpreter that imports the code location), whose steps run in processes of their
+own (multiprocess executor; `--start-method forkserver`, the code location's default, forks them
+from a server that imported the code location once per run; `spawn` is Dagster's default, a new
+interpreter per step).
 
-Reported: users per minute (backfill submitted -> last run finished), runs succeeded / failed, the
+Reported: users per minute (backfill submitted -> last run finished; a user is done when its
+`reputation_summary` partition is materialized), runs and their statuses, the
 maximum number of requests in flight at each fake server against its pool limit, the maximum
 number of `tweets` / `tweet_analyses` steps running at once (from the event log) and of claimed pool
-slots (sampled), peak RSS of the whole process tree, the load average.
+slots (sampled), peak RSS of the whole process tree, CPU time by kind of process, the load average.
 
     .venv/bin/python bench/backfill.py [--users 500] [--tweets 20] [--twitter-pool 4] [--anthropic-pool 2]
-        [--start-method forkserver|spawn]
+        [--start-method forkserver|spawn] [--launch asset|job]
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ DEFAULT_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg:/
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
 LOCATION = "repazoo_assets"
 JOB = "tweet_pipeline"
+PIPELINE_ASSETS = ["tweets", "sanitized_tweets", "tweet_analyses", "reputation_summary"]
 POOL_OF_STEP = {"tweets": "twitter_api", "tweet_analyses": "anthropic_api"}
 TICKS = os.sysconf("SC_CLK_TCK")
 ACTIVE = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
@@ -114,9 +120,32 @@ class CountingAnthropic(FakeAnthropicServer):
 
 
 # --- sampling: RSS of the process tree, pool slots, load ----------------------------------------------
-def _tree_rss(root: int, cpu: dict[tuple[int, int], float]) -> tuple[int, int, int]:
+def _kind(pid: int, parent_kind: str | None) -> str:
+    """What a process of the benchmark's tree is, from its command line (read once per process)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "other"
+    if os.environ.get("BENCH_DEBUG_KINDS"):
+        print(f"[kind] parent={parent_kind} cmd={cmd[:200]}", flush=True)
+    if "forkserver" in cmd:  # the run's fork server, and the steps it forks (same command line)
+        return "step process" if parent_kind in ("forkserver", "step process") else "forkserver"
+    if "spawn_main" in cmd:  # multiprocessing's spawn: the code server's run workers, spawned steps
+        return "run worker" if parent_kind == "code server" else "step process"
+    for needle, kind in (("code-server", "code server"), ("api grpc", "code server"),
+                         ("dagster-daemon", "daemon"), ("execute_run", "run worker"),
+                         ("resource_tracker", "resource tracker"),
+                         ("watch_orphans", "compute-log capture"), ("tail -F", "compute-log capture")):
+        if needle in cmd:
+            return kind
+    return "other"
+
+
+def _tree_rss(root: int, cpu: dict[tuple[int, int], float],
+              kinds: dict[tuple[int, int], str] | None = None) -> tuple[int, int, int]:
     """(total RSS bytes, largest single RSS, process count) of `root` and its descendants; records
-    each descendant's CPU seconds so far in `cpu`, keyed by (pid, start time)."""
+    each descendant's CPU seconds so far in `cpu`, keyed by (pid, start time), and what it is in
+    `kinds`."""
     children: dict[int, list[int]] = defaultdict(list)
     fields: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
@@ -131,6 +160,7 @@ def _tree_rss(root: int, cpu: dict[tuple[int, int], float]) -> tuple[int, int, i
     page = os.sysconf("SC_PAGE_SIZE")
     total = largest = count = 0
     stack = [root]
+    kind_of_pid: dict[int, str] = {}
     while stack:
         pid = stack.pop()
         stack.extend(children.get(pid, []))
@@ -141,7 +171,12 @@ def _tree_rss(root: int, cpu: dict[tuple[int, int], float]) -> tuple[int, int, i
         total, largest, count = total + rss, max(largest, rss), count + 1
         if pid != root and pid in fields:  # utime, stime and start time: fields 14, 15 and 22 of stat
             f = fields[pid]
-            cpu[(pid, int(f[19]))] = (int(f[11]) + int(f[12])) / TICKS
+            key = (pid, int(f[19]))
+            cpu[key] = (int(f[11]) + int(f[12])) / TICKS
+            if kinds is not None:
+                if key not in kinds:
+                    kinds[key] = _kind(pid, kind_of_pid.get(int(f[1])))
+                kind_of_pid[pid] = kinds[key]
     return total, largest, count
 
 
@@ -154,12 +189,13 @@ class Sampler(threading.Thread):
         self.peak_claimed = dict.fromkeys(pools, 0)
         self.loads: list[float] = []
         self.cpu: dict[tuple[int, int], float] = {}
+        self.kinds: dict[tuple[int, int], str] = {}
 
     def run(self) -> None:
         tick = 0
         # Every 0.2 s: a process that lives shorter (a forked step can) is missed by the CPU sum.
         while not self.stop_event.wait(0.2):
-            total, largest, count = _tree_rss(os.getpid(), self.cpu)
+            total, largest, count = _tree_rss(os.getpid(), self.cpu, self.kinds)
             self.peak_rss, self.peak_single = max(self.peak_rss, total), max(self.peak_single, largest)
             self.peak_procs = max(self.peak_procs, count)
             tick += 1
@@ -301,6 +337,59 @@ def _step_intervals(instance, run_ids: list[str]) -> dict[str, list[tuple[float,
     return intervals
 
 
+LAUNCH_BACKFILL = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on UnauthorizedError { message }
+  }
+}"""
+
+
+def _launch_asset_backfill(instance, workspace: Path, users: list[str], tag: str) -> str:
+    """An asset backfill of the pipeline's assets over `users`, launched through the webserver's
+    GraphQL API as the UI's Materialize -> Launch backfill does (in-process, no webserver): the
+    daemon splits it into runs by the assets' backfill policy."""
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    params = {
+        "partitionNames": users,
+        "assetSelection": [{"path": [key]} for key in PIPELINE_ASSETS],
+        "tags": [{"key": "bench", "value": tag}],
+    }
+    with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(workspace)])) as process_context:
+        result = execute_dagster_graphql(process_context.create_request_context(), LAUNCH_BACKFILL, {"params": params})
+    answer = result.data["launchPartitionBackfill"]
+    if answer["__typename"] != "LaunchBackfillSuccess":
+        raise SystemExit(f"backfill not launched: {answer}")
+    return answer["backfillId"]
+
+
+def _users_done(instance) -> set[str]:
+    """Users whose last asset (reputation_summary) is materialized: the pipeline ran to its end."""
+    import dagster as dg
+
+    return set(instance.get_materialized_partitions(dg.AssetKey(PIPELINE_ASSETS[-1])))
+
+
+def _check_verdicts(instance, run_ids: list[str]) -> Counter:
+    """The blocking PII check's verdicts in the runs (one per run: a batch gets one verdict)."""
+    import dagster as dg
+
+    verdicts: Counter = Counter()
+    for run_id in run_ids:
+        for record in instance.get_records_for_run(
+            run_id, of_type={dg.DagsterEventType.ASSET_CHECK_EVALUATION}, limit=100
+        ).records:
+            data = record.event_log_entry.dagster_event.event_specific_data
+            verdicts[f"{data.check_name} {'passed' if data.passed else 'failed'}"] += 1
+    return verdicts
+
+
 def _first_failure(instance, run_id: str) -> str:
     import dagster as dg
 
@@ -328,6 +417,9 @@ def main() -> None:
     parser.add_argument("--anthropic-latency", type=float, default=1.0, help="seconds per fake Claude request")
     parser.add_argument("--start-method", choices=("forkserver", "spawn"), default="forkserver",
                         help="how the multiprocess executor starts step processes (REPAZOO_START_METHOD)")
+    parser.add_argument("--launch", choices=("asset", "job"), default="asset",
+                        help="asset: an asset backfill, as the UI's Materialize launches it (runs batched by the "
+                             "assets' backfill policy); job: `dagster job backfill`, one run per partition")
     parser.add_argument("--timeout-minutes", type=float, default=90)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
@@ -341,13 +433,14 @@ def main() -> None:
     from dagster._core.storage.dagster_run import RunsFilter
     from dagster_shared.cli import WorkspaceOpts
 
+    from repazoo_assets.defs.twitter.assets import USER_BATCH
     from repazoo_assets.lib.db import create_engine, upgrade
     from repazoo_assets.lib.db import tables as t
     from repazoo_assets.lib.security.vault import TokenVault
 
     tag = uuid.uuid4().hex[:8]
     load_before = os.getloadavg()
-    print(f"== backfill of {JOB}: {args.users} users x {args.tweets} tweets, pools twitter_api "
+    print(f"== {args.launch} backfill of {JOB}: {args.users} users x {args.tweets} tweets, pools twitter_api "
           f"{args.twitter_pool} / anthropic_api {args.anthropic_pool}, fake latency "
           f"{args.twitter_latency} s (Twitter) / {args.anthropic_latency} s (Claude); step processes: "
           f"{args.start_method}")
@@ -434,12 +527,16 @@ def main() -> None:
 
             t0 = time.time()
             busy0 = _machine_busy_seconds()
-            execute_backfill_command(
-                workspace_opts=workspace_opts, job_name=JOB, all_partitions=True, noprompt=True,
-                tags=f'{{"bench": "{tag}"}}', instance=instance, print_fn=lambda *_: None,
-            )
-            submitted = time.time() - t0
-            print(f"backfill submitted: {len(users)} runs queued in {submitted:.1f} s")
+            if args.launch == "job":
+                execute_backfill_command(
+                    workspace_opts=workspace_opts, job_name=JOB, all_partitions=True, noprompt=True,
+                    tags=f'{{"bench": "{tag}"}}', instance=instance, print_fn=lambda *_: None,
+                )
+                print(f"job backfill submitted: {len(users)} runs queued in {time.time() - t0:.1f} s")
+            else:
+                backfill_id = _launch_asset_backfill(instance, workspace, users, tag)
+                print(f"asset backfill {backfill_id} submitted in {time.time() - t0:.1f} s "
+                      f"(the daemon makes its runs: batches of up to {USER_BATCH} users)")
 
             runs_filter = RunsFilter(tags={"bench": tag})
             deadline = t0 + args.timeout_minutes * 60
@@ -448,8 +545,7 @@ def main() -> None:
                 time.sleep(3)
                 active = instance.get_runs_count(RunsFilter(tags={"bench": tag}, statuses=[
                     dg.DagsterRunStatus[s] for s in ACTIVE]))
-                done = {r.tags.get("dagster/partition") for r in instance.get_runs(RunsFilter(
-                    tags={"bench": tag}, statuses=[dg.DagsterRunStatus.SUCCESS]))}
+                done = _users_done(instance)
                 if time.time() - last_report > 60:
                     last_report = time.time()
                     print(f"  {time.time() - t0:6.0f} s: {len(done)} users done, {active} runs active, "
@@ -470,13 +566,8 @@ def main() -> None:
             load_after = os.getloadavg()
 
             runs = instance.get_runs(runs_filter)
-            by_partition: dict[str, list] = defaultdict(list)
-            for run in runs:
-                by_partition[run.tags.get("dagster/partition")].append(run)
-            final = Counter()
-            for partition_runs in by_partition.values():
-                statuses = {r.status for r in partition_runs}
-                final["success" if dg.DagsterRunStatus.SUCCESS in statuses else "not successful"] += 1
+            done = _users_done(instance)
+            succeeded = len(done & set(users))
             statuses = Counter(r.status.value for r in runs)
             records = instance.get_run_records(runs_filter)
             starts = [r.start_time for r in records if r.start_time]
@@ -484,9 +575,17 @@ def main() -> None:
             durations = [r.end_time - r.start_time for r in records if r.start_time and r.end_time]
             waits = [r.start_time - r.create_timestamp.timestamp() for r in records if r.start_time]
             wall = (max(ends) - t0) if ends else float("nan")
-            succeeded = final["success"]
-            print(f"\nruns: {len(runs)} for {len(by_partition)} partitions, statuses {dict(statuses)}; "
-                  f"users succeeded {succeeded}, not successful {final['not successful']}")
+            print(f"\nruns: {len(runs)} for {len(users)} partitions ({len(users) / max(len(runs), 1):.1f} users per run), "
+                  f"statuses {dict(statuses)}; users done (reputation_summary materialized) {succeeded}, "
+                  f"not done {len(users) - succeeded}")
+            if args.launch == "asset":  # the daemon marks it done on its next pass
+                for _ in range(20):
+                    backfill = instance.get_backfill(backfill_id)
+                    if backfill is None or backfill.status.value != "REQUESTED":
+                        break
+                    time.sleep(3)
+                print(f"backfill {backfill_id}: {backfill.status.value if backfill else 'not found'}")
+            print(f"blocking check verdicts: {dict(_check_verdicts(instance, [r.run_id for r in runs]))}")
             if starts and ends:
                 print(f"wall clock: backfill submitted -> last run finished {wall:.0f} s "
                       f"(first run started {min(starts) - t0:.1f} s after submission)")
@@ -514,6 +613,14 @@ def main() -> None:
             cpu = sum(sampler.cpu.values())
             print(f"CPU time of the processes started (code server, daemon, runs, steps; sampled every 0.2 s, "
                   f"so a lower bound): {cpu:.0f} s, {cpu / max(succeeded, 1):.1f} s per successful user")
+            by_kind: Counter[str] = Counter()
+            procs_of_kind: Counter[str] = Counter()
+            for key, seconds in sampler.cpu.items():
+                by_kind[sampler.kinds.get(key, "other")] += seconds
+                procs_of_kind[sampler.kinds.get(key, "other")] += 1
+            for kind, seconds in by_kind.most_common():
+                print(f"  {kind}: {seconds:.0f} s over {procs_of_kind[kind]} processes "
+                      f"({seconds / max(succeeded, 1):.1f} s per successful user)")
             print(f"CPU time of the whole machine during the backfill (every process, other work included, "
                   f"so an upper bound): {busy:.0f} s, {busy / max(succeeded, 1):.1f} s per successful user")
             print(f"load average: before {load_before[0]:.2f}, during mean "

@@ -22,7 +22,9 @@ over every user, launched through the GraphQL API as the UI's Materialize -> Lau
 (in-process, no webserver); the daemon splits it into runs by the assets' backfill policy
 (`BackfillPolicy.multi_run`: up to USER_BATCH users per run) and submits them to the run queue.
 `--launch job` is what `dagster job backfill -j tweet_pipeline --all` does instead (called
-in-process): one run per user. Either way the daemon dequeues the runs (at most 10 backfill runs at
+in-process): one run per user. `--launch sensor` leaves the users unregistered and `users_sensor`
+running: it finds them as a bulk import from the web app, registers them and requests their runs
+(batches of up to USER_BATCH users). Either way the daemon dequeues the runs (at most 10 backfill runs at
 once, deploy/dagster.yaml) and the code server starts each run in a process of its own (always
 `spawn`: a new interpreter that imports the code location), whose steps run in processes of their
 own (multiprocess executor; `--start-method forkserver`, the code location's default, forks them
@@ -36,7 +38,7 @@ number of `tweets` / `tweet_analyses` steps running at once (from the event log)
 slots (sampled), peak RSS of the whole process tree, CPU time by kind of process, the load average.
 
     .venv/bin/python bench/backfill.py [--users 500] [--tweets 20] [--twitter-pool 4] [--anthropic-pool 2]
-        [--start-method forkserver|spawn] [--launch asset|job]
+        [--start-method forkserver|spawn] [--launch asset|job|sensor]
 """
 
 from __future__ import annotations
@@ -290,8 +292,9 @@ def _wait_for_code_server(port: int, proc: subprocess.Popen, log: Path) -> None:
     raise SystemExit("code server did not answer within 300 s")
 
 
-def _stop_instigators(instance, workspace_opts) -> int:
-    """Stop every sensor and schedule (most default to running): the daemon runs only the backfill."""
+def _stop_instigators(instance, workspace_opts, keep: str | None = None) -> int:
+    """Stop every sensor and schedule (most default to running) but `keep`: the daemon runs only
+    the backfill (or that sensor's runs)."""
     from dagster._cli.workspace.cli_target import (
         get_code_location_from_workspace,
         get_remote_repository_from_code_location,
@@ -300,11 +303,17 @@ def _stop_instigators(instance, workspace_opts) -> int:
 
     with get_workspace_from_cli_opts(instance, version="", workspace_opts=workspace_opts) as workspace:
         repo = get_remote_repository_from_code_location(get_code_location_from_workspace(workspace, LOCATION), None)
+        stopped = 0
         for sensor in repo.get_sensors():
+            if sensor.name == keep:
+                instance.start_sensor(sensor)
+                continue
             instance.stop_sensor(sensor.get_remote_origin_id(), sensor.selector_id, sensor)
+            stopped += 1
         for schedule in repo.get_schedules():
             instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
-        return len(repo.get_sensors()) + len(repo.get_schedules())
+            stopped += 1
+        return stopped
 
 
 # --- results -------------------------------------------------------------------------------------------
@@ -417,9 +426,10 @@ def main() -> None:
     parser.add_argument("--anthropic-latency", type=float, default=1.0, help="seconds per fake Claude request")
     parser.add_argument("--start-method", choices=("forkserver", "spawn"), default="forkserver",
                         help="how the multiprocess executor starts step processes (REPAZOO_START_METHOD)")
-    parser.add_argument("--launch", choices=("asset", "job"), default="asset",
+    parser.add_argument("--launch", choices=("asset", "job", "sensor"), default="asset",
                         help="asset: an asset backfill, as the UI's Materialize launches it (runs batched by the "
-                             "assets' backfill policy); job: `dagster job backfill`, one run per partition")
+                             "assets' backfill policy); job: `dagster job backfill`, one run per partition; "
+                             "sensor: users_sensor finds the users as a bulk import and requests their runs")
     parser.add_argument("--timeout-minutes", type=float, default=90)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
@@ -509,13 +519,14 @@ def main() -> None:
             print(f"code server up in {time.perf_counter() - started:.1f} s")
 
             instance = dg.DagsterInstance.get()
-            instance.add_dynamic_partitions("users", users)
+            if args.launch != "sensor":  # else the sensor registers them, as for users the web app adds
+                instance.add_dynamic_partitions("users", users)
             limits = yaml.safe_load((ROOT / "deploy" / "pools.yaml").read_text())
             limits.update(twitter_api=args.twitter_pool, anthropic_api=args.anthropic_pool)
             for pool, limit in limits.items():
                 instance.event_log_storage.set_concurrency_slots(pool, limit)
             workspace_opts = WorkspaceOpts(workspace=[str(workspace)])
-            stopped = _stop_instigators(instance, workspace_opts)
+            stopped = _stop_instigators(instance, workspace_opts, keep="users_sensor" if args.launch == "sensor" else None)
             queue = instance.get_concurrency_config().run_queue_config
             print(f"instance: pool limits {dict(sorted(limits.items()))}; run queue max {queue.max_concurrent_runs}, "
                   f"{queue.tag_concurrency_limits}; {stopped} sensors/schedules stopped")
@@ -527,7 +538,10 @@ def main() -> None:
 
             t0 = time.time()
             busy0 = _machine_busy_seconds()
-            if args.launch == "job":
+            if args.launch == "sensor":
+                print(f"users_sensor left running: it registers the {len(users)} users as partitions and "
+                      f"requests their runs (batches of up to {USER_BATCH} users)")
+            elif args.launch == "job":
                 execute_backfill_command(
                     workspace_opts=workspace_opts, job_name=JOB, all_partitions=True, noprompt=True,
                     tags=f'{{"bench": "{tag}"}}', instance=instance, print_fn=lambda *_: None,
@@ -538,12 +552,13 @@ def main() -> None:
                 print(f"asset backfill {backfill_id} submitted in {time.time() - t0:.1f} s "
                       f"(the daemon makes its runs: batches of up to {USER_BATCH} users)")
 
-            runs_filter = RunsFilter(tags={"bench": tag})
+            run_tags = {"dagster/sensor_name": "users_sensor"} if args.launch == "sensor" else {"bench": tag}
+            runs_filter = RunsFilter(tags=run_tags)
             deadline = t0 + args.timeout_minutes * 60
             last_report = quiet_since = 0.0
             while time.time() < deadline:
                 time.sleep(3)
-                active = instance.get_runs_count(RunsFilter(tags={"bench": tag}, statuses=[
+                active = instance.get_runs_count(RunsFilter(tags=run_tags, statuses=[
                     dg.DagsterRunStatus[s] for s in ACTIVE]))
                 done = _users_done(instance)
                 if time.time() - last_report > 60:

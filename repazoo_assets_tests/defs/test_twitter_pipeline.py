@@ -367,10 +367,15 @@ def test_users_sensor_pages_through_a_bulk_import_and_catches_late_commits(env, 
     for _ in range(4):
         with dg.build_sensor_context(instance=env.instance, cursor=cursor, resources=resources) as context:
             result = users_sensor(context)
-        keys = [r.partition_key for r in result.run_requests]
+        keys = list(result.dynamic_partitions_requests[0].partition_keys) if result.dynamic_partitions_requests else []
         assert len(keys) <= 50
         if keys:
             env.instance.add_dynamic_partitions("users", keys)
+            # one run per batch of at most 10 new users: contiguous ranges covering each new user once
+            ranges = [(r.tags[sensors.RANGE_START], r.tags[sensors.RANGE_END]) for r in result.run_requests]
+            assert [k for start, end in ranges for k in keys[keys.index(start) : keys.index(end) + 1]] == keys
+            assert all(keys.index(end) - keys.index(start) < 10 for start, end in ranges)
+            assert len({r.run_key for r in result.run_requests}) == len(result.run_requests)
         registered += keys
         cursor = result.cursor
     assert sorted(registered) == bulk  # every user once, in three ticks of at most 50
@@ -613,3 +618,26 @@ def test_personal_data_left_in_one_users_sanitized_tweets_holds_back_the_whole_b
     assert not check.passed and check.metadata["users_with_pii"].value == [dirty]
     assert "jane.doe" not in str(check.metadata) and "jane.doe" not in (check.description or "")
     assert env.claude.requests == [] and count(env, t.analyses) == 0
+
+
+def test_users_sensor_runs_a_bulk_import_in_batches_that_fetch_every_user(env):
+    """The sensor's batch run, executed as the daemon would launch it (its tags, after its
+    partitions are added): every user of the batch fetched, analysed and materialized."""
+    users = [connect(env, n_tweets=n)[0] for n in (3, 5, 2)]
+    for user_id in users:  # connected by the web app: in the database, not yet partitions
+        env.instance.delete_dynamic_partition(users_partitions.name, user_id)
+    with dg.build_sensor_context(instance=env.instance, resources={"app_db": env.resources["app_db"]}) as context:
+        result = users_sensor(context)
+    (request,) = result.run_requests
+    assert request.partition_key is None and request.run_key == f"users-connected:{users[0]}..{users[-1]}"
+    env.instance.add_dynamic_partitions(users_partitions.name, list(result.dynamic_partitions_requests[0].partition_keys))
+    job = dg.Definitions(
+        assets=[tweets, sanitized_tweets, tweet_analyses, reputation_summary],
+        asset_checks=[sanitized_tweets_pii_free],
+        jobs=[twitter_assets.tweet_pipeline_job],
+        resources=env.resources,
+    ).resolve_job_def("tweet_pipeline")
+    run = job.execute_in_process(instance=env.instance, tags=request.tags)
+    assert run.success
+    assert sorted(e.partition for e in run.get_asset_materialization_events() if e.asset_key == dg.AssetKey("reputation_summary")) == sorted(users)
+    assert [count(env, t.analyses, user_id=u) for u in users] == [3, 5, 2]

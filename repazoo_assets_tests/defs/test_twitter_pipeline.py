@@ -566,9 +566,14 @@ def test_a_batch_runs_every_user_and_shows_each_users_figures(env):
     per_user = {row.data["user_id"]: row.data for row in fetched["per_user"].records}
     assert {u: per_user[u]["new_tweets"] for u in users} == dict(zip(users, sizes, strict=True))
     assert {u: m["new_tweets"] for u, m in observations(env, result, "tweets").items()} == dict(zip(users, sizes, strict=True))
-    summaries = observations(env, result, "reputation_summary")
+    # the summary, which nothing downstream waits on, is each user's own materialization, chart included
+    summaries = {
+        e.partition: {k: v.value for k, v in e.step_materialization_data.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("reputation_summary")
+    }
     assert {u: summaries[u]["dagster/row_count"] for u in users} == dict(zip(users, sizes, strict=True))
-    assert all("sentiment_over_time" in summaries[u] for u in users)  # each user's chart, on its partition
+    assert all("sentiment_over_time" in summaries[u] and "users_in_run" not in summaries[u] for u in users)
+    assert observations(env, result, "reputation_summary") == {}
     analysed = metadata(result, "tweet_analyses")
     assert "mean_score" not in analysed and "quota" not in analysed  # not summable: per user only
     checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
@@ -641,3 +646,21 @@ def test_users_sensor_runs_a_bulk_import_in_batches_that_fetch_every_user(env):
     assert run.success
     assert sorted(e.partition for e in run.get_asset_materialization_events() if e.asset_key == dg.AssetKey("reputation_summary")) == sorted(users)
     assert [count(env, t.analyses, user_id=u) for u in users] == [3, 5, 2]
+
+
+def test_in_a_batch_the_users_whose_summary_succeeds_are_materialized_even_if_one_fails(env, monkeypatch):
+    users = [connect(env, n_tweets=n)[0] for n in (2, 3)]
+    assert materialize_batch(env, users, [tweets, sanitized_tweets, sanitized_tweets_pii_free, tweet_analyses]).success
+    original = store.summary
+
+    def summary(conn, user_id):  # an unexpected error for one user, whose text must not be repeated
+        if user_id == users[1]:
+            raise LookupError(f"no row for {PLANTED[0]}")
+        return original(conn, user_id)
+
+    monkeypatch.setattr(store, "summary", summary)
+    result = materialize_batch(env, users, [reputation_summary])
+    assert not result.success
+    assert f"1 of 2 users failed, the others are stored: {users[1]}: LookupError" in failure_message(result)
+    assert PLANTED[0] not in failure_message(result)
+    assert set(env.instance.get_materialized_partitions(dg.AssetKey("reputation_summary"))) == {users[0]}

@@ -11,7 +11,7 @@ import base64
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -131,8 +131,10 @@ def _refuse(context: dg.AssetExecutionContext, app_db: AppDatabase, state: store
 
 # --- one user at a time, in a run of one or a backfill's batch -------------------------------------
 def _each_user(
-    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+    context: dg.AssetExecutionContext,
     work: Callable[[str], dict],
+    *,
+    materialize_each: bool = False,
 ) -> dict[str, dict]:
     """`work(user_id)` for each user of the run, in partition order; returns each user's metadata.
 
@@ -142,14 +144,17 @@ def _each_user(
     failed and why (exception types and our own messages, which carry no personal data). It may be
     retried if any of those failures may be (a rate limit's wait is kept); re-running is
     incremental, so the users that succeeded cost one cheap call each. Each user's metadata is
-    also logged as an observation of that user's partition, so the UI shows it per user.
+    also logged as an observation of that user's partition, so the UI shows it per user; with
+    `materialize_each` (an asset nothing downstream waits on, which then yields no output in a
+    batch), as that partition's materialization itself, so each user that succeeded is
+    materialized even when others fail.
     """
     user_ids = context.partition_keys
     if len(user_ids) == 1:
         return {user_ids[0]: work(user_ids[0])}
     done: dict[str, dict] = {}
     failed: dict[str, BaseException] = {}
-    asset_key = context.asset_key if isinstance(context, dg.AssetExecutionContext) else None
+    event = dg.AssetMaterialization if materialize_each else dg.AssetObservation
     for user_id in user_ids:
         try:
             done[user_id] = work(user_id)
@@ -157,8 +162,7 @@ def _each_user(
             failed[user_id] = exc
             context.log.warning(f"user {user_id}: {_failure_reason(exc)}")
             continue
-        if asset_key is not None:
-            context.log_event(dg.AssetObservation(asset_key=asset_key, partition=user_id, metadata=done[user_id]))
+        context.log_event(event(asset_key=context.asset_key, partition=user_id, metadata=done[user_id]))
     if failed:
         raise _batch_failure(failed, len(user_ids))
     return done
@@ -885,6 +889,7 @@ def _period_table(periods: list[Period]) -> dg.TableMetadataValue:
     partitions_def=users_partitions,
     backfill_policy=USER_BACKFILL_POLICY,
     deps=[tweet_analyses],
+    output_required=False,  # a batch materializes each user itself (below)
     kinds={"python", "postgres"},
     owners=OWNERS,
     description=(
@@ -893,9 +898,12 @@ def _period_table(periods: list[Period]) -> dg.TableMetadataValue:
         "personal data)."
     ),
 )
-def reputation_summary(context: dg.AssetExecutionContext, app_db: AppDatabase) -> dg.MaterializeResult:
-    per_user = _each_user(context, lambda user_id: _summary_of(context, user_id, app_db))
-    return dg.MaterializeResult(metadata=_batch_metadata(per_user))
+def reputation_summary(context: dg.AssetExecutionContext, app_db: AppDatabase) -> Iterator[dg.MaterializeResult]:
+    # In a batch each user's summary (its chart included) is that user's own materialization, so
+    # the partition's page shows it; nothing downstream waits on this asset's output.
+    per_user = _each_user(context, lambda user_id: _summary_of(context, user_id, app_db), materialize_each=True)
+    if len(per_user) == 1:
+        yield dg.MaterializeResult(metadata=next(iter(per_user.values())))
 
 
 def _summary_of(context: dg.AssetExecutionContext, user_id: str, app_db: AppDatabase) -> dict:

@@ -29,7 +29,7 @@ EMAIL = "omar.k@example.com"
 USER_ID = "usr-omar-5512"
 
 
-def check_evaluation(instance: dg.DagsterInstance, passed: bool, when: datetime, partition: str) -> None:
+def check_evaluation(instance: dg.DagsterInstance, passed: bool, when: datetime, partition: str | None) -> None:
     """An evaluation of `sanitized_tweets_pii_free` stored with its own time, as a run records it."""
     evaluation = dg.AssetCheckEvaluation(
         asset_key=PII_CHECK_KEY.asset_key, check_name=PII_CHECK_KEY.name, passed=passed, partition=partition
@@ -112,6 +112,8 @@ def test_pii_check_evaluations_of_one_day(engine):
     instance.report_runless_asset_event(
         dg.AssetCheckEvaluation(asset_key=dg.AssetKey("tweets"), check_name=PII_CHECK_KEY.name, passed=False)
     )
+    # Nor a batch's verdict for all its users (no partition): its users' own verdicts are.
+    check_evaluation(instance, False, START + timedelta(hours=12), partition=None)
     figures = pii_check_evaluations(instance, date(2026, 11, 20))
     assert (figures.passed, figures.failed) == (2, 1)
     assert pii_check_evaluations(instance, date(2026, 11, 19)).failed == 1

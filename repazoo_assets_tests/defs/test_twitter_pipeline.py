@@ -519,13 +519,13 @@ def test_ingest_one_user_job_runs_one_partition_end_to_end(env):
 
 
 # --- backfills: users in batches (BackfillPolicy.multi_run), one run for several partitions --------
-def materialize_batch(env, user_ids, selection=PIPELINE):
+def materialize_batch(env, user_ids, selection=PIPELINE, run_config=None):
     """What a backfill's run of a batch is: one run over a range of `users` partitions (the run
     tags Dagster's asset backfill sets)."""
     keys = env.instance.get_dynamic_partitions(users_partitions.name)
     assert keys.index(user_ids[-1]) - keys.index(user_ids[0]) == len(user_ids) - 1  # a contiguous range
     return dg.materialize(
-        selection, resources=env.resources, instance=env.instance, raise_on_error=False,
+        selection, resources=env.resources, instance=env.instance, raise_on_error=False, run_config=run_config,
         tags={"dagster/asset_partition_range_start": user_ids[0], "dagster/asset_partition_range_end": user_ids[-1]},
     )
 
@@ -577,23 +577,55 @@ def test_a_batch_runs_every_user_and_shows_each_users_figures(env):
     analysed = metadata(result, "tweet_analyses")
     assert "mean_score" not in analysed and "quota" not in analysed  # not summable: per user only
     checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert [(c.check_name, c.passed, c.metadata["tweets_scanned"].value) for c in checks] == [
-        ("sanitized_tweets_pii_free", True, sum(sizes))
-    ]
+    # each user's verdict on its partition, and the batch's (no partition) that gates the analyses
+    assert {c.partition: (c.passed, c.metadata["tweets_scanned"].value) for c in checks} == {
+        **{u: (True, n) for u, n in zip(users, sizes, strict=True)}, None: (True, sum(sizes))
+    }
+    check_key = sanitized_tweets_pii_free.check_key
+    statuses = env.instance.event_log_storage.get_asset_check_partition_info([check_key], after_storage_id=None)
+    # every user's status is its own verdict (not left "planned"); the batch's gate has no partition
+    assert {info.partition_key: info.latest_execution_status.value for info in statuses} == {
+        **dict.fromkeys(users, "SUCCEEDED"), None: "SUCCEEDED"
+    }
 
 
-def test_one_users_refusal_fails_the_batch_once_the_others_are_stored(env):
+def test_in_a_batch_a_user_without_consent_is_skipped_and_the_others_run_to_the_end(env):
     first, refused, last = (connect(env, n_tweets=n)[0] for n in (4, 5, 6))
     with env.engine.begin() as conn:
         store.revoke_token(conn, refused)
-    result = materialize_batch(env, [first, refused, last], [tweets])
-    assert not result.success
-    message = failure_message(result)
-    assert f"1 of 3 users failed, the others are stored: {refused}: consent not granted for user {refused}" in message
-    assert first not in message and last not in message
-    assert (count(env, t.tweets, user_id=first), count(env, t.tweets, user_id=refused), count(env, t.tweets, user_id=last)) == (4, 0, 6)
-    assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []  # a refusal is not retried
+    env.twitter.clear_requests()
+    result = materialize_batch(env, [first, refused, last])
+    assert result.success, failure_message(result)
+    assert [count(env, t.analyses, user_id=u) for u in (first, refused, last)] == [4, 0, 6]
+    assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    fetched = metadata(result, "tweets")
+    assert fetched["users_in_run"] == 3 and fetched["users_skipped"] == 1 and fetched["new_tweets"] == 10
+    assert fetched["skipped"] == {refused: f"consent not granted for user {refused}: OAuth token revoked; nothing was fetched"}
+    assert metadata(result, "tweet_analyses")["skipped"] == {refused: f"consent not granted for user {refused}: OAuth token revoked; nothing was analysed"}
     assert set(observations(env, result, "tweets")) == {first, last}
+    twitter_users = {r.path.split("/")[3] for r in env.twitter.requests if r.path.endswith("/tweets")}
+    with env.engine.connect() as conn:
+        refused_twitter_id = conn.execute(sa.select(t.users.c.twitter_user_id).where(t.users.c.id == refused)).scalar_one()
+        outcomes = conn.execute(
+            sa.select(t.audit_log.c.action, t.audit_log.c.details)
+            .where(t.audit_log.c.subject_id == refused).where(t.audit_log.c.action.in_(["fetch", "analyse"]))
+        ).all()
+    assert refused_twitter_id not in twitter_users and len(twitter_users) == 2  # nothing fetched for them
+    assert sorted((action, details["outcome"]) for action, details in outcomes) == [("analyse", "refused"), ("fetch", "refused")]
+    assert all(refused not in r.raw.decode() for r in env.claude.requests)
+
+
+def test_in_a_batch_a_user_over_quota_is_skipped_once_and_the_others_are_analysed(env):
+    small, big = connect(env, n_tweets=3)[0], connect(env, n_tweets=8)[0]
+    result = materialize_batch(
+        env, [small, big], run_config={"ops": {"tweet_analyses": {"config": {"basic_monthly_quota": 5}}}}
+    )
+    assert result.success, failure_message(result)
+    assert [count(env, t.analyses, user_id=u) for u in (small, big)] == [3, 5]
+    assert count(env, t.api_usage, user_id=big, operation="quota_exceeded") == 1  # once: the batch is not retried
+    assert metadata(result, "tweet_analyses")["skipped"] == {
+        big: f"monthly quota reached for user {big}: tier basic allows 5 analysed tweets per month, 5 used; 3 tweets left unanalysed"
+    }
 
 
 def test_a_rate_limited_user_retries_the_batch_incrementally(env):
@@ -619,9 +651,10 @@ def test_personal_data_left_in_one_users_sanitized_tweets_holds_back_the_whole_b
         store.upsert_sanitized(conn, dirty, [(first_tweet_id(1) + 1, "still has jane.doe@gmail.com", {})], REDACTOR_VERSION)
     result = materialize_batch(env, [clean, dirty])
     assert not result.success
-    (check,) = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert not check.passed and check.metadata["users_with_pii"].value == [dirty]
-    assert "jane.doe" not in str(check.metadata) and "jane.doe" not in (check.description or "")
+    checks = {c.partition: c for c in (e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")}
+    assert {partition: c.passed for partition, c in checks.items()} == {clean: True, dirty: False, None: False}
+    assert checks[None].metadata["users_with_pii"].value == [dirty]
+    assert all("jane.doe" not in str(c.metadata) and "jane.doe" not in (c.description or "") for c in checks.values())
     assert env.claude.requests == [] and count(env, t.analyses) == 0
 
 
@@ -664,3 +697,26 @@ def test_in_a_batch_the_users_whose_summary_succeeds_are_materialized_even_if_on
     assert f"1 of 2 users failed, the others are stored: {users[1]}: LookupError" in failure_message(result)
     assert PLANTED[0] not in failure_message(result)
     assert set(env.instance.get_materialized_partitions(dg.AssetKey("reputation_summary"))) == {users[0]}
+
+
+@pytest.mark.parametrize(
+    ("failures", "expected"),
+    [
+        # only rate limits: retried after the longest wait
+        ({"a": dg.RetryRequested(max_retries=3, seconds_to_wait=900)}, ("retry", 900)),
+        # a rate limit and a passing error: still after the rate limit's wait, not the policy's delay
+        ({"a": dg.RetryRequested(max_retries=3, seconds_to_wait=60), "b": RuntimeError("x")}, ("retry", 60)),
+        # passing errors only: the step's RetryPolicy
+        ({"b": RuntimeError("x"), "c": dg.Failure("refresh: server error", allow_retries=True)}, ("fail", True)),
+        # someone failed for good: not retried, whatever else happened
+        ({"a": dg.RetryRequested(max_retries=3, seconds_to_wait=60), "d": dg.Failure("refresh refused", allow_retries=False)}, ("fail", False)),
+    ],
+)
+def test_a_batch_is_retried_only_when_every_failure_may_pass(failures, expected):
+    exc = twitter_assets._batch_failure(failures, users=10)
+    if expected[0] == "retry":
+        assert isinstance(exc, dg.RetryRequested) and exc.seconds_to_wait == expected[1]
+    else:
+        assert isinstance(exc, dg.Failure) and exc.allow_retries is expected[1]
+        assert exc.description.startswith(f"{len(failures)} of 10 users failed")
+        assert "x" not in exc.description.split(": ", 1)[1].replace("RuntimeError", "")  # a type name, not its text

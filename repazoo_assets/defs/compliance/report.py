@@ -31,7 +31,9 @@ compliance_report_partitions = dg.DailyPartitionsDefinition(start_date="2026-11-
 
 def pii_check_evaluations(instance: dg.DagsterInstance, day: date) -> report.CheckFigures | None:
     """Passed and failed evaluations of `sanitized_tweets_pii_free` (all user partitions) that
-    finished on the UTC day; None when the instance's storage keeps no asset check history."""
+    finished on the UTC day, one per user checked (a batch's run also records one verdict for the
+    whole batch, with no partition: not counted); None when the instance's storage keeps no asset
+    check history."""
     if instance.get_asset_check_support() != AssetCheckInstanceSupport.SUPPORTED:
         return None
     storage = instance.event_log_storage
@@ -44,6 +46,8 @@ def pii_check_evaluations(instance: dg.DagsterInstance, day: date) -> report.Che
             PII_CHECK_KEY, limit=CHECK_PAGE, cursor=cursor, status=set(done)
         )
         for record in page:
+            if record.partition is None:  # a batch's gate verdict: its users' own verdicts are counted
+                continue
             finished = record.event.timestamp if record.event else record.create_timestamp
             evaluations.append((datetime.fromtimestamp(finished, UTC), record.status == passed))
         if len(page) < CHECK_PAGE or page[-1].create_timestamp < stop_before:

@@ -123,49 +123,117 @@ def _refuse(context: dg.AssetExecutionContext, app_db: AppDatabase, state: store
         subject_id=state.user_id,
         details={"outcome": "refused", "reason": state.reason},
     )
-    raise dg.Failure(
-        description=f"consent not granted for user {state.user_id}: {state.reason}; nothing was {what}",
-        allow_retries=False,
-    )
+    raise UserSkipped(f"consent not granted for user {state.user_id}: {state.reason}; nothing was {what}")
 
 
 # --- one user at a time, in a run of one or a backfill's batch -------------------------------------
+class UserSkipped(dg.Failure):
+    """Nothing more may be done for this user now, by rule (consent not granted, monthly quota
+    spent), and it is audited where it is raised. A run of one user fails with it, loudly, and is
+    not retried; a batch records the user as skipped and goes on (see `_each_user`)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description=description, allow_retries=False)
+
+
+@dataclass
+class _Users:
+    """What a step did for the users of its run: each user's metadata, and who was skipped."""
+
+    done: dict[str, dict]
+    skipped: dict[str, str]
+
+    def metadata(self) -> dict:
+        """The metadata of the run's materialization: one user's as is. For a batch (a ranged
+        materialization carries the same metadata for each of its partitions, so nothing of one
+        user may pose as the batch's): counts and seconds summed over its users, counters (JSON)
+        added up, texts that are the same for every user, every number per user in a table, and
+        the users skipped with the reason; each user's full metadata is on that user's observation."""
+        if len(self.done) == 1 and not self.skipped:
+            return next(iter(self.done.values()))
+        per_user = self.done.values()
+        numeric = list(dict.fromkeys(
+            key for m in per_user for key, value in m.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ))
+        summed = [
+            key for key in numeric
+            if key not in _NOT_SUMMED and (key.endswith("_seconds") or all(isinstance(m.get(key, 0), int) for m in per_user))
+        ]
+        metadata: dict = {"users_in_run": len(self.done) + len(self.skipped)}
+        for key in summed:
+            metadata["rows_in_batch" if key == "dagster/row_count" else key] = round(sum(m.get(key) or 0 for m in per_user), 3)
+        for key in dict.fromkeys(k for m in per_user for k in m if k not in numeric):
+            values = [m.get(key) for m in per_user]
+            if all(isinstance(v, str) for v in values) and len(set(values)) == 1:
+                metadata[key] = values[0]  # e.g. the redactor version, the model of a batch of one tier
+            elif all(isinstance(v, dg.JsonMetadataValue) and isinstance(v.data, dict) for v in values) and all(
+                isinstance(n, int) for v in values for n in v.data.values()
+            ):
+                total: Counter[str] = Counter()
+                for v in values:
+                    total.update(v.data)
+                metadata[key] = dg.MetadataValue.json(dict(sorted(total.items())))
+        if self.done:
+            columns = [dg.TableColumn("user_id", "string")] + [
+                dg.TableColumn(key, "float" if any(isinstance(m.get(key), float) for m in per_user) else "int")
+                for key in numeric
+            ]
+            metadata["per_user"] = dg.MetadataValue.table(
+                [dg.TableRecord({"user_id": u, **{key: m.get(key) for key in numeric}}) for u, m in self.done.items()],
+                schema=dg.TableSchema(columns=columns),
+            )
+        metadata["users_skipped"] = len(self.skipped)
+        if self.skipped:
+            metadata["skipped"] = dg.MetadataValue.json(self.skipped)
+        return metadata
+
+
 def _each_user(
     context: dg.AssetExecutionContext,
     work: Callable[[str], dict],
     *,
     materialize_each: bool = False,
-) -> dict[str, dict]:
-    """`work(user_id)` for each user of the run, in partition order; returns each user's metadata.
+) -> _Users:
+    """`work(user_id)` for each user of the run, in partition order.
 
     A run of one user (a sensor's run, Materialize on one partition) raises what `work` raises,
-    unchanged. In a backfill's batch, one user's failure does not stop the others: each user's work
-    commits on its own, every user is tried, and then the step fails once, naming the users that
-    failed and why (exception types and our own messages, which carry no personal data). It may be
-    retried if any of those failures may be (a rate limit's wait is kept); re-running is
-    incremental, so the users that succeeded cost one cheap call each. Each user's metadata is
-    also logged as an observation of that user's partition, so the UI shows it per user; with
-    `materialize_each` (an asset nothing downstream waits on, which then yields no output in a
-    batch), as that partition's materialization itself, so each user that succeeded is
+    unchanged. In a batch (a backfill's run, or the sensor's for a bulk import), one user's
+    trouble does not stop the others, and each user's work commits on its own:
+
+    - a user skipped by rule (`UserSkipped`: consent not granted, quota spent; audited where
+      raised) is recorded as skipped, and the batch goes on to succeed: its other users must not
+      wait behind someone who will not be fetched today;
+    - any other failure is collected, every user is still tried, and then the step fails once,
+      naming the users and why (our own messages and exception types only: no personal data).
+      See `_batch_failure` for when it is retried.
+
+    Each user's metadata is logged as an observation of that user's partition, so the UI shows it
+    per user; with `materialize_each` (an asset nothing downstream waits on, which then yields no
+    output in a batch) as that partition's materialization itself, so each user that succeeded is
     materialized even when others fail.
     """
     user_ids = context.partition_keys
     if len(user_ids) == 1:
-        return {user_ids[0]: work(user_ids[0])}
-    done: dict[str, dict] = {}
+        return _Users({user_ids[0]: work(user_ids[0])}, {})
+    users = _Users({}, {})
     failed: dict[str, BaseException] = {}
     event = dg.AssetMaterialization if materialize_each else dg.AssetObservation
     for user_id in user_ids:
         try:
-            done[user_id] = work(user_id)
+            users.done[user_id] = work(user_id)
+        except UserSkipped as exc:
+            users.skipped[user_id] = exc.description or "skipped"
+            context.log.warning(f"user {user_id}: skipped: {users.skipped[user_id]}")
+            continue
         except Exception as exc:  # noqa: BLE001 - collected, then raised for the batch below
             failed[user_id] = exc
             context.log.warning(f"user {user_id}: {_failure_reason(exc)}")
             continue
-        context.log_event(event(asset_key=context.asset_key, partition=user_id, metadata=done[user_id]))
+        context.log_event(event(asset_key=context.asset_key, partition=user_id, metadata=users.done[user_id]))
     if failed:
         raise _batch_failure(failed, len(user_ids))
-    return done
+    return users
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -177,53 +245,31 @@ def _failure_reason(exc: BaseException) -> str:
 
 
 def _batch_failure(failed: dict[str, BaseException], users: int) -> Exception:
+    """One exception for a batch's failed users. Retried only when every failure may pass by
+    retrying (so a user who failed for good is not tried again and again, recording each time):
+    after the longest wait asked for if any user was rate limited, else by the step's RetryPolicy.
+    Otherwise not retried: the users that failed for a passing reason run again with the next run
+    of their partitions (incrementally)."""
     reasons = {user_id: _failure_reason(exc) for user_id, exc in failed.items()}
+    for_good = [exc for exc in failed.values() if isinstance(exc, dg.Failure) and not exc.allow_retries]
     waits = [exc for exc in failed.values() if isinstance(exc, dg.RetryRequested)]
-    if len(waits) == len(failed):  # only waits (rate limits): retry after the longest
+    if waits and not for_good:
         return dg.RetryRequested(
             max_retries=max(exc.max_retries for exc in waits),
             seconds_to_wait=max(exc.seconds_to_wait or 0 for exc in waits),
         )
-    retryable = any(not isinstance(exc, dg.Failure) or exc.allow_retries for exc in failed.values())
     listed = "; ".join(f"{user_id}: {reason}" for user_id, reason in list(reasons.items())[:20])
     more = f"; and {len(failed) - 20} more" if len(failed) > 20 else ""
     return dg.Failure(
         description=f"{len(failed)} of {users} users failed, the others are stored: {listed}{more}",
         metadata={"failed_users": dg.MetadataValue.json(reasons), "users_in_run": users},
-        allow_retries=retryable,
+        allow_retries=not for_good,
     )
 
 
 # Numbers not summed over a batch's users (shown per user only): a sum of quotas or of ratios
 # means nothing.
 _NOT_SUMMED = {"quota", "quota_used", "mean_score", "requests_per_tweet", "input_tokens_per_tweet"}
-
-
-def _batch_metadata(per_user: dict[str, dict]) -> dict:
-    """The metadata of a run's materialization: one user's as is. For a batch (a ranged
-    materialization carries the same metadata for each of its partitions, so nothing of one user
-    may pose as the batch's): counts and seconds summed over its users, and every number per user
-    in a table; each user's full metadata is on that user's observation (`_each_user`)."""
-    if len(per_user) == 1:
-        return next(iter(per_user.values()))
-    numeric = list(dict.fromkeys(
-        key for m in per_user.values() for key, value in m.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    ))
-    totals = {
-        ("rows_in_batch" if key == "dagster/row_count" else key): round(sum(m.get(key) or 0 for m in per_user.values()), 3)
-        for key in numeric
-        if key not in _NOT_SUMMED and (key.endswith("_seconds") or all(isinstance(m.get(key, 0), int) for m in per_user.values()))
-    }
-    columns = [dg.TableColumn("user_id", "string")] + [
-        dg.TableColumn(key, "float" if any(isinstance(m.get(key), float) for m in per_user.values()) else "int")
-        for key in numeric
-    ]
-    table = dg.MetadataValue.table(
-        [dg.TableRecord({"user_id": user_id, **{key: m.get(key) for key in numeric}}) for user_id, m in per_user.items()],
-        schema=dg.TableSchema(columns=columns),
-    )
-    return {"users_in_run": len(per_user), **totals, "per_user": table}
 
 
 # --- tweets ---------------------------------------------------------------------------------------
@@ -401,7 +447,7 @@ def tweets(
     twitter: TwitterApiResource,
 ) -> dg.MaterializeResult:
     per_user = _each_user(context, lambda user_id: _tweets_of(context, user_id, app_db, token_vault, rate_limits, twitter))
-    return dg.MaterializeResult(metadata=_batch_metadata(per_user))
+    return dg.MaterializeResult(metadata=per_user.metadata())
 
 
 def _tweets_of(
@@ -472,7 +518,7 @@ def _tweets_of(
 )
 def sanitized_tweets(context: dg.AssetExecutionContext, app_db: AppDatabase) -> dg.MaterializeResult:
     per_user = _each_user(context, lambda user_id: _sanitize(context, user_id, app_db))
-    return dg.MaterializeResult(metadata=_batch_metadata(per_user))
+    return dg.MaterializeResult(metadata=per_user.metadata())
 
 
 def _sanitize(context: dg.AssetExecutionContext, user_id: str, app_db: AppDatabase) -> dict:
@@ -522,34 +568,58 @@ warnings.filterwarnings("ignore", message="Specifying a partitions_def on an Ass
     metadata={"owner": OWNERS[0], "kind": "python"},
 )
 def sanitized_tweets_pii_free(context: dg.AssetCheckExecutionContext, app_db: AppDatabase) -> dg.AssetCheckResult:
-    user_ids = context.partition_keys  # one user, or a backfill's batch: then one verdict for the batch
-    started = time.perf_counter()
+    user_ids = context.partition_keys  # one user, or a batch (then each user's verdict is logged too)
+    batch = len(user_ids) > 1
     kinds: Counter[str] = Counter()
     scanned = dirty = 0
+    scan_seconds = 0.0
     dirty_users = []
     for user_id in user_ids:
         with app_db.engine.connect() as conn:
             rows = store.sanitized_texts(conn, user_id)
+        started = time.perf_counter()
         findings = find_pii_many([row.text for row in rows])
-        kinds.update(f.kind for found in findings for f in found)
+        seconds = time.perf_counter() - started
+        user_kinds = Counter(f.kind for found in findings for f in found)
         user_dirty = sum(1 for found in findings if found)
-        scanned, dirty = scanned + len(rows), dirty + user_dirty
+        kinds.update(user_kinds)
+        scanned, dirty, scan_seconds = scanned + len(rows), dirty + user_dirty, scan_seconds + seconds
         if user_dirty:
             dirty_users.append(user_id)
+        if batch:
+            # Dagster 1.13 records a check run on a partition range as one evaluation with no
+            # partition; each user's own verdict keeps the per-partition check status (UI, and
+            # the compliance report's counts) true.
+            context.op_execution_context.log_event(
+                dg.AssetCheckEvaluation(
+                    asset_key=sanitized_tweets.key,
+                    check_name="sanitized_tweets_pii_free",
+                    passed=user_dirty == 0,
+                    partition=user_id,
+                    blocking=True,
+                    metadata={
+                        "tweets_scanned": len(rows),
+                        "tweets_with_pii": user_dirty,
+                        "kinds": dg.MetadataValue.json(dict(user_kinds)),
+                        "scan_seconds": round(seconds, 3),
+                    },
+                    description=None if user_dirty == 0 else f"{user_dirty} sanitized tweets still contain personal data",
+                )
+            )
     metadata = {
         "tweets_scanned": scanned,
         "tweets_with_pii": dirty,
         "kinds": dg.MetadataValue.json(dict(kinds)),
-        "scan_seconds": round(time.perf_counter() - started, 3),
+        "scan_seconds": round(scan_seconds, 3),
     }
-    if len(user_ids) > 1:
+    if batch:
         metadata.update(users_in_run=len(user_ids), users_with_pii=dg.MetadataValue.json(dirty_users))
     return dg.AssetCheckResult(
         passed=dirty == 0,
         metadata=metadata,
         description=None if dirty == 0 else (
             f"{dirty} sanitized tweets still contain personal data"
-            + (f" ({len(dirty_users)} of {len(user_ids)} users; the batch's analyses are held back)" if len(user_ids) > 1 else "")
+            + (f" ({len(dirty_users)} of {len(user_ids)} users; the batch's analyses are held back)" if batch else "")
         ),
     )
 
@@ -590,7 +660,7 @@ def tweet_analyses(
     anthropic: AnthropicResource,
 ) -> dg.MaterializeResult:
     per_user = _each_user(context, lambda user_id: _analyse_user(context, user_id, config, app_db, rate_limits, anthropic))
-    return dg.MaterializeResult(metadata=_batch_metadata(per_user))
+    return dg.MaterializeResult(metadata=per_user.metadata())
 
 
 def _analyse_user(
@@ -650,12 +720,9 @@ def _analyse_user(
     if over_quota:
         with engine.begin() as conn:
             store.record_api_usage(conn, user_id=user_id, provider="anthropic", operation="quota_exceeded")
-        raise dg.Failure(
-            description=(
-                f"monthly quota reached for user {user_id}: tier {state.tier} allows {quota} analysed "
-                f"tweets per month, {used + totals['analysed']} used; {over_quota} tweets left unanalysed"
-            ),
-            allow_retries=False,
+        raise UserSkipped(
+            f"monthly quota reached for user {user_id}: tier {state.tier} allows {quota} analysed "
+            f"tweets per month, {used + totals['analysed']} used; {over_quota} tweets left unanalysed"
         )
     analyse_seconds = time.perf_counter() - started
     with engine.connect() as conn:
@@ -902,8 +969,8 @@ def reputation_summary(context: dg.AssetExecutionContext, app_db: AppDatabase) -
     # In a batch each user's summary (its chart included) is that user's own materialization, so
     # the partition's page shows it; nothing downstream waits on this asset's output.
     per_user = _each_user(context, lambda user_id: _summary_of(context, user_id, app_db), materialize_each=True)
-    if len(per_user) == 1:
-        yield dg.MaterializeResult(metadata=next(iter(per_user.values())))
+    if len(context.partition_keys) == 1:
+        yield dg.MaterializeResult(metadata=per_user.metadata())
 
 
 def _summary_of(context: dg.AssetExecutionContext, user_id: str, app_db: AppDatabase) -> dict:

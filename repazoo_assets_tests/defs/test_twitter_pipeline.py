@@ -697,6 +697,10 @@ def test_in_a_batch_the_users_whose_summary_succeeds_are_materialized_even_if_on
     assert f"1 of 2 users failed, the others are stored: {users[1]}: LookupError" in failure_message(result)
     assert PLANTED[0] not in failure_message(result)
     assert set(env.instance.get_materialized_partitions(dg.AssetKey("reputation_summary"))) == {users[0]}
+    logged = [r.event_log_entry.user_message for r in env.instance.get_records_for_run(result.run_id, limit=10_000).records]
+    (warning,) = [m for m in logged if m.startswith(f"user {users[1]}: LookupError")]
+    assert "test_twitter_pipeline.py" in warning and "summary" in warning  # where it was raised, to debug with
+    assert all(PLANTED[0] not in m for m in logged)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ personal data never reaches run metadata or logs (tweet text is never logged, on
 
 import base64
 import time
+import traceback
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -228,7 +229,7 @@ def _each_user(
             continue
         except Exception as exc:  # noqa: BLE001 - collected, then raised for the batch below
             failed[user_id] = exc
-            context.log.warning(f"user {user_id}: {_failure_reason(exc)}")
+            context.log.warning(f"user {user_id}: {_failure_reason(exc)}{_where(exc)}")
             continue
         context.log_event(event(asset_key=context.asset_key, partition=user_id, metadata=users.done[user_id]))
     if failed:
@@ -242,6 +243,15 @@ def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, dg.RetryRequested):
         return f"retry requested in {exc.seconds_to_wait or 0:.0f} s"
     return type(exc).__name__
+
+
+def _where(exc: BaseException) -> str:
+    """Where an unexpected error was raised (file, line, function of the last frames): something
+    to debug with, since its message, which may quote data, is not repeated."""
+    if isinstance(exc, dg.Failure | dg.RetryRequested):
+        return ""
+    frames = traceback.extract_tb(exc.__traceback__)[-4:]
+    return " at " + " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
 
 
 def _batch_failure(failed: dict[str, BaseException], users: int) -> Exception:

@@ -23,11 +23,13 @@ from typing import BinaryIO
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
 
 from repazoo_assets.lib.storage.base import (
+    CHUNK,
     Data,
     ObjectInfo,
     ObjectNotFound,
     ObjectStore,
     ObjectStoreUnreachable,
+    ObjectWriter,
     PresignedUrlExpired,
     PresignedUrlInvalid,
     hash_stream,
@@ -82,75 +84,71 @@ class LocalObjectStore(ObjectStore):
             raise
         return info
 
-    def put_many(self, bucket: str, objects: Sequence[Mapping]) -> list[ObjectInfo]:
-        """Several objects written as `put` writes each one (atomically, by rename), with the disk
-        flushed per batch instead of per object: every file is written, then flushed to disk with
-        one `syncfs` of the store's file system, then renamed into place, then the renames are
-        flushed the same way. An object is never visible under its key before its bytes are on
-        disk, and all of them are durable (renames included) when this returns. Each entry of
-        `objects` holds `put`'s arguments: key, data, and optionally content_type, metadata.
+    commits_in_batches = True
+
+    def writer(self, bucket: str, key: str, *, content_type: str = "application/octet-stream",
+               metadata: dict[str, str] | None = None, encrypt: bool = False) -> ObjectWriter:
+        """The object's bytes go straight into a temporary file next to it (no copy held in
+        memory); `commit()` flushes it to disk, writes the sidecar and renames it into place, as
+        `put` does. `encrypt` is ignored, as in put. Temporary files older than
+        `STALE_TMP_SECONDS` in its folders (left by a writer killed mid-write) are deleted."""
+        return _LocalObjectWriter(self, bucket, key, content_type, metadata)
+
+    def commit_many(self, writers: Sequence[ObjectWriter]) -> list[ObjectInfo]:
+        """Several writers published as `commit` publishes each one (atomically, by rename), with
+        the disk flushed per batch instead of per object: every file is finished and its sidecar
+        written, the lot flushed to disk with one `syncfs` of the store's file system, then
+        renamed into place, then the renames are flushed the same way. An object is never visible
+        under its key before its bytes are on disk, and all of them are durable (renames
+        included) when this returns. If anything fails, the writers not yet renamed are aborted
+        (their temporary files deleted) and the error raised.
 
         Why: an fsync costs a journal commit (about 3 ms on the disks measured here) however
         small the file; a batch of 200 small objects took 0.7 s through `put` and about 60 ms
         here. The price: `syncfs` also flushes what other processes wrote to that file system
-        (once per file system holding the folders written: the bucket's and `.meta` may differ).
-
-        Temporary files older than `STALE_TMP_SECONDS` in the folders written (left by a writer
-        killed mid-write) are deleted on the way."""
-        staged: list[tuple[str, Path, str, Path]] = []  # (tmp, path, sidecar tmp, sidecar path)
-        infos: list[ObjectInfo] = []
-        made: set[Path] = set()
-        token = secrets.token_hex(8)  # temporary names of this batch: O_EXCL keeps them unique
+        (once per file system holding the folders written: the bucket's and `.meta` may differ)."""
+        if not all(isinstance(w, _LocalObjectWriter) and w.store is self for w in writers):
+            return super().commit_many(list(writers))
+        folders: set[Path] = set()
         try:
-            for n, entry in enumerate(objects):
-                key = entry["key"]
-                path = self._path(bucket, key)
-                meta_path = self._meta_path(bucket, key)
-                for folder in (path.parent, meta_path.parent):
-                    if folder not in made:
-                        folder.mkdir(parents=True, exist_ok=True)
-                        _remove_stale_temporaries(folder)
-                        made.add(folder)
-                tmp, meta_tmp = f"{path.parent}/{_TMP}{token}-{n}", f"{meta_path.parent}/{_TMP}{token}-{n}"
-                staged.append((tmp, path, "", meta_path))
-                data = entry["data"]
-                if not isinstance(data, bytes | bytearray | memoryview):
-                    with open(data, "rb") if isinstance(data, str | os.PathLike) else nullcontext(data) as src:
-                        data = src.read()
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    stat = os.fstat(fd)
-                finally:
-                    os.close(fd)
-                sha256 = hashlib.sha256(data).hexdigest()
-                meta = {"sha256": sha256, "stamp": _stamp(stat), "content_type": entry.get("content_type",
-                        "application/octet-stream"), "metadata": entry.get("metadata") or {}}
-                staged[-1] = (tmp, path, meta_tmp, meta_path)
-                fd = os.open(meta_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                try:
-                    os.fchmod(fd, 0o644)
-                    os.write(fd, json.dumps(meta).encode())
-                finally:
-                    os.close(fd)
-                infos.append(ObjectInfo(bucket, key, len(data), sha256, datetime.fromtimestamp(stat.st_mtime, UTC)))
-            _flush([name for tmp, _, meta_tmp, _ in staged for name in (tmp, meta_tmp)], made)
-            for tmp, path, meta_tmp, meta_path in staged:
-                # The sidecar first, as in put: a crash between the two leaves a stale sidecar
-                # that head() recognises and ignores.
-                os.replace(meta_tmp, meta_path)
-                os.replace(tmp, path)
-            _flush([], made, fsync_folders=True)
+            infos = []
+            for w in writers:
+                w.close()
+                infos.append(w._stage())
+                folders.update(w.folders)
+            _flush([name for w in writers for name in (w.tmp, w.meta_tmp)], folders)
+            for w in writers:
+                w._rename()
+            _flush([], folders, fsync_folders=True)
         except BaseException:
-            for tmp, _, meta_tmp, _ in staged:
-                for name in (tmp, meta_tmp):
-                    if name:
-                        with suppress(FileNotFoundError):
-                            os.unlink(name)
+            for w in writers:
+                w.abort()
             raise
         return infos
+
+    def put_many(self, bucket: str, objects: Sequence[Mapping]) -> list[ObjectInfo]:
+        """Several objects written as `put` writes each one, published together by `commit_many`
+        (one disk flush per batch). Each entry of `objects` holds `put`'s arguments: key, data,
+        and optionally content_type, metadata. If one fails, none of them is made visible."""
+        swept: set[Path] = set()
+        writers: list[_LocalObjectWriter] = []
+        try:
+            for entry in objects:
+                w = _LocalObjectWriter(self, bucket, entry["key"], entry.get("content_type", "application/octet-stream"),
+                                       entry.get("metadata"), swept)
+                writers.append(w)
+                data = entry["data"]
+                if isinstance(data, bytes | bytearray | memoryview):
+                    w.write(data)
+                else:
+                    with open(data, "rb") if isinstance(data, str | os.PathLike) else nullcontext(data) as src:
+                        while chunk := src.read(CHUNK):
+                            w.write(chunk)
+        except BaseException:
+            for w in writers:
+                w.abort()
+            raise
+        return self.commit_many(writers)
 
     def delete(self, bucket: str, key: str) -> bool:
         path = self._path(bucket, key)
@@ -249,6 +247,79 @@ class LocalObjectStore(ObjectStore):
             probe.close()
         except OSError as exc:
             raise ObjectStoreUnreachable(f"local object store {self.root} is not writable ({exc.strerror})") from None
+
+
+class _LocalObjectWriter(ObjectWriter):
+    """An object of the local store written straight into a temporary file in its folder
+    (created exclusively, mode 0600, appended to a piece at a time: no descriptor stays open
+    between writes, so many writers at once cost no file handles)."""
+
+    def __init__(self, store: LocalObjectStore, bucket: str, key: str, content_type: str,
+                 metadata: dict[str, str] | None, swept: set[Path] | None = None):
+        super().__init__(bucket, key, content_type, metadata, False)
+        self.store = store
+        self.path = store._path(bucket, key)
+        self.meta_path = store._meta_path(bucket, key)
+        self.folders = (self.path.parent, self.meta_path.parent)
+        for folder in self.folders:
+            if swept is None or folder not in swept:
+                folder.mkdir(parents=True, exist_ok=True)
+                _remove_stale_temporaries(folder)
+                if swept is not None:
+                    swept.add(folder)
+        token = secrets.token_hex(8)  # O_EXCL keeps temporary names unique
+        self.tmp = f"{self.path.parent}/{_TMP}{token}"
+        self.meta_tmp = f"{self.meta_path.parent}/{_TMP}{token}"
+        self._staged = False
+        os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+    def _append(self, data: memoryview) -> None:
+        fd = os.open(self.tmp, os.O_WRONLY | os.O_APPEND)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
+
+    def _stage(self) -> ObjectInfo:
+        """The sidecar written to its temporary file; the ObjectInfo of the object to be."""
+        stat = os.stat(self.tmp)
+        if stat.st_size != self.size:
+            raise OSError(f"temporary file of {self.key} holds {stat.st_size} bytes, {self.size} were written")
+        # The sidecar names the file it describes (inode, size, mtime): a crash between the two
+        # renames leaves a sidecar that head() recognises as stale and ignores.
+        meta = {"sha256": self.sha256, "stamp": _stamp(stat), "content_type": self.content_type,
+                "metadata": self.metadata}
+        fd = os.open(self.meta_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._staged = True
+        try:
+            os.fchmod(fd, 0o644)
+            os.write(fd, json.dumps(meta).encode())
+        finally:
+            os.close(fd)
+        return ObjectInfo(self.bucket, self.key, self.size, self.sha256, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def _rename(self) -> None:
+        # The sidecar first, as in put: a crash between the two leaves a stale sidecar.
+        os.replace(self.meta_tmp, self.meta_path)
+        os.replace(self.tmp, self.path)
+        self._finished = True
+
+    def _publish(self) -> ObjectInfo:
+        fd = os.open(self.tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        info = self._stage()
+        self._rename()
+        return info
+
+    def _discard(self) -> None:
+        for name in (self.tmp, self.meta_tmp if self._staged else None):
+            if name:
+                with suppress(FileNotFoundError):
+                    os.unlink(name)
 
 
 def _syncfs():

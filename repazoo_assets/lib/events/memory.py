@@ -21,12 +21,21 @@ import pyarrow as pa
 # with two arenas (382 -> 369 MB at 1M events a day), at no measured CPU cost.
 _M_ARENA_MAX = -8
 ARENAS = 2
+# glibc's mallopt parameter for the size from which an allocation gets its own mapping (given
+# back to the system when freed) instead of a piece of a heap. glibc starts at 128 KB but raises
+# the threshold to the size of each such block freed, up to 32 MB, so the pipeline's multi-MB
+# column buffers soon came from the heaps, and the holes they left between smaller long-lived
+# blocks could not be given back: 45 MB of free heap at the peak of processing 5M events, peak
+# RSS 325 MB against 287 MB with the threshold fixed at 256 KB (export: 352 -> 321 MB).
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 256 * 1024
 
 
 def use_system_allocator() -> None:
     """Make the system allocator Arrow's default pool for this process, with few malloc arenas
-    (idempotent). `ARROW_DEFAULT_MEMORY_POOL=system MALLOC_ARENA_MAX=2` in the environment do
-    the same from the process's start."""
+    and a fixed mmap threshold (idempotent). `ARROW_DEFAULT_MEMORY_POOL=system
+    MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=262144` in the environment do the same from the
+    process's start."""
     pool = pa.system_memory_pool()
     if pa.default_memory_pool().backend_name != pool.backend_name:
         pa.set_memory_pool(pool)
@@ -35,7 +44,9 @@ def use_system_allocator() -> None:
 
 def _limit_arenas() -> None:
     """At most `ARENAS` glibc malloc arenas for threads started from now on (what
-    `MALLOC_ARENA_MAX=2` does from the start); nothing where the C library is not glibc."""
+    `MALLOC_ARENA_MAX=2` does from the start), and blocks of `MMAP_THRESHOLD` bytes or more
+    mapped on their own (which also stops glibc's dynamic threshold); nothing where the C library
+    is not glibc."""
     name = ctypes.util.find_library("c")
     try:
         mallopt = ctypes.CDLL(name).mallopt if name else None
@@ -43,3 +54,4 @@ def _limit_arenas() -> None:
         mallopt = None
     if mallopt is not None:
         mallopt(_M_ARENA_MAX, ARENAS)
+        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)

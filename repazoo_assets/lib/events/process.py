@@ -26,7 +26,8 @@ import hashlib
 import io
 import json
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import suppress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,7 +43,7 @@ from repazoo_assets.lib.events.memory import use_system_allocator
 from repazoo_assets.lib.events.export import DEFAULT_CHUNK_ROWS, SCHEMA, ExportError
 from repazoo_assets.lib.events.privacy_levels import LEVELS, TransformCache, apply_level
 from repazoo_assets.lib.security import audit
-from repazoo_assets.lib.storage.base import ObjectInfo, ObjectNotFound, ObjectStore
+from repazoo_assets.lib.storage.base import ObjectInfo, ObjectNotFound, ObjectStore, ObjectWriter
 
 HOUR = timedelta(hours=1)
 # Raw rows kept decoded between the hours of one run: a few batches of the default size.
@@ -50,8 +51,9 @@ DEFAULT_CACHE_ROWS = 4 * DEFAULT_CHUNK_ROWS
 # Threads that encode the client files' row groups and write them: Parquet encoding and zstd
 # run outside the GIL, so two threads use the two cores; more only contend for the GIL.
 DEFAULT_WORKERS = 2
-# Threads that upload the hour's client files to a store without `put_many` (S3): network waits,
-# not CPU, so they get their own pool rather than queueing behind the encoder's two threads.
+# Threads that upload the hour's client files to a store that publishes one object at a time
+# (S3: no `commits_in_batches`): network waits, not CPU, so they get their own pool rather than
+# queueing behind the encoder's two threads.
 PUT_WORKERS = 8
 # Raw rows handled at once (their payloads are Python objects while the levels apply: 50,000
 # made peak RSS 515 MB at 200,000 events an hour, 20,000 made it 442 MB, 10,000 no better), and
@@ -62,6 +64,7 @@ SLICE_ROWS = 20_000
 FLUSH_ROWS = 50_000
 # Statistics only where a reader can prune with them (ids, times); dictionaries as Arrow decides.
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": ["id", "created_at"]}
+PARQUET_TYPE = "application/vnd.apache.parquet"
 
 
 @dataclass
@@ -115,18 +118,31 @@ class RawBatches:
         self.reads = 0
 
     def hour(self, hour: datetime) -> Iterator[tuple[str, pa.Table]]:
-        """The raw events of `hour`, one (batch key, slice) at a time: memory stays at the cached
-        batches whatever the hour's volume. Batches later hours no longer need are released."""
+        """The raw events of `hour`, one (batch key, slice of at most `SLICE_ROWS` rows) at a time,
+        in batch order; a batch that overlaps the hour but holds none of its rows yields one empty
+        slice. A batch lying within the hour is sliced without a copy; one that straddles it is
+        filtered a slice at a time (a copy of one slice, not of the batch's part). No batch is
+        referenced here while the next one is fetched and decoded, and batches later hours no
+        longer need are released: memory stays at the cached batches whatever the hour's volume."""
         for key, sha256, first, last in self._batches:
             if first < hour + HOUR and last >= hour:
                 table = self._table(key, sha256)
-                inside = first >= hour and last < hour + HOUR
-                part = table if inside else _hour_slice(table, hour)  # a batch within the hour: no copy
-                del table
-                if last < hour + HOUR:  # no later hour needs it: not kept while the slice is used
+                if last < hour + HOUR:  # no later hour needs it: not kept while its slices are used
                     self._cache.pop(key, None)
-                yield key, part
-                del part
+                inside = first >= hour and last < hour + HOUR
+                empty = True
+                for offset in range(0, table.num_rows, SLICE_ROWS):
+                    part = table.slice(offset, SLICE_ROWS)
+                    if not inside:
+                        part = _hour_slice(part, hour)
+                        if not part.num_rows:
+                            continue
+                    empty = False
+                    yield key, part
+                    del part
+                if empty:
+                    yield key, table.slice(0, 0)
+                del table
         for key, _, _, last in self._batches:
             if last < hour + HOUR:
                 self._cache.pop(key, None)
@@ -179,11 +195,15 @@ def process_hours(
                     ).all())
                 reads = raw.reads
                 previous = _read_manifest(store, processed_bucket, hour)
-                report, files = _encode_hour(hour, raw.hour(hour), clients, key, cache, pool)
+                report, files = _encode_hour(hour, raw.hour(hour), clients, key, cache, pool, store, processed_bucket)
                 report.raw_reads = raw.reads - reads
-                if written is not None:
-                    reports.append(written.result())
-                written = writer.submit(_store_hour, engine, store, processed_bucket, report, files, previous, uploads)
+                try:
+                    if written is not None:
+                        reports.append(written.result())
+                    written = writer.submit(_store_hour, engine, store, processed_bucket, report, files, previous, uploads)
+                except BaseException:
+                    _abort([sink for *_, sink in files])  # never handed to the writer: no temporary file left
+                    raise
                 del files
                 hour += HOUR
                 # Arrow keeps freed blocks for reuse; handing them back after each hour keeps the
@@ -240,37 +260,54 @@ def _delivered_clients(engine: Engine, hour: datetime) -> set[str]:
         return set(conn.execute(sa.select(d.c.client_id).where(d.c.window_start == hour)).scalars())
 
 
-def _bounded(parts: Iterator[tuple[str, pa.Table]]) -> Iterator[tuple[str, pa.Table]]:
-    """The raw slices of an hour cut to at most `SLICE_ROWS` rows each (zero-copy): the working
-    set of the levels (decoded payloads, sorted copies) is the same at any volume."""
-    for batch_key, part in parts:
-        for offset in range(0, max(part.num_rows, 1), SLICE_ROWS):
-            yield batch_key, part.slice(offset, SLICE_ROWS)
+def _close(writer: pq.ParquetWriter, sink: ObjectWriter) -> None:
+    writer.close()  # the footer
+    sink.close()  # the rest of the file to its temporary file; published by the hour's commit
 
 
-def _close(writer: pq.ParquetWriter, sink: pa.BufferOutputStream) -> bytes:
-    writer.close()
-    return sink.getvalue().to_pybytes()
+def _abort(sinks: list[ObjectWriter]) -> None:
+    """Client files that will not be published: their temporary files deleted."""
+    for sink in sinks:
+        sink.abort()
 
 
 def _flush(files: dict[str, list], pending: dict[str, list[pa.Table]], pool: ThreadPoolExecutor) -> None:
     """Each client's pending rows appended to its file as one row group, the clients in parallel
-    (Parquet encoding and zstd run outside the GIL). Emptied on return."""
-    futures = [pool.submit(files[c][2].write_table, pa.concat_tables(tables)) for c, tables in pending.items()]
-    for future in futures:
-        future.result()
+    (Parquet encoding and zstd run outside the GIL), and the row group passed on to the file's
+    temporary file: memory holds the pending rows, not the files. Emptied on return."""
+    def append(client_id: str, tables: list[pa.Table]) -> None:
+        _, sink, writer, _ = files[client_id]
+        writer.write_table(pa.concat_tables(tables))
+        sink.flush()
+
+    _run_all(pool, [(append, c, tables) for c, tables in pending.items()])
     pending.clear()
 
 
-def _put_all(store: ObjectStore, bucket: str, objects: list[dict], uploads: ThreadPoolExecutor) -> list[ObjectInfo]:
-    """The hour's client files written: as one batch where the store has it (the local store
-    flushes the disk once per batch, not per object), else one object per thread of `uploads`."""
-    put_many = getattr(store, "put_many", None)
-    if put_many is not None:
-        return put_many(bucket, objects)
-    futures = [uploads.submit(store.put, bucket, o["key"], o["data"], content_type=o["content_type"], encrypt=o["encrypt"])
-               for o in objects]
-    return [f.result() for f in futures]
+def _run_all(pool: ThreadPoolExecutor, calls: list[tuple]) -> None:
+    """The calls run on `pool`, all finished (failed or not) before the first failure is
+    raised: nothing still writes to a file when the caller aborts it."""
+    futures = [pool.submit(*call) for call in calls]
+    wait(futures)
+    for future in futures:
+        future.result()
+
+
+def _commit_all(store: ObjectStore, sinks: list[ObjectWriter], uploads: ThreadPoolExecutor) -> list[ObjectInfo]:
+    """The hour's client files published: as one batch where the store has it (the local store
+    flushes the disk once per batch, not per object), else one object per thread of `uploads`.
+    Files not published when one fails are aborted (no object, no temporary file)."""
+    if store.commits_in_batches:
+        return store.commit_many(sinks)
+    futures = [uploads.submit(sink.commit) for sink in sinks]
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        wait(futures)
+        _abort(sinks)
+        raise
 
 
 def _apply_levels(events: pa.Table, clients: dict[str, str], key: bytes, report: HourReport, cache: TransformCache):
@@ -295,18 +332,31 @@ def _apply_levels(events: pa.Table, clients: dict[str, str], key: bytes, report:
     return sorted(out, key=lambda item: item[0])
 
 
-def _encode_hour(hour, parts, clients, key, cache, pool) -> tuple[HourReport, list[tuple[str, str, int, bytes]]]:
+def _encode_hour(hour, parts, clients, key, cache, pool, store, bucket) -> tuple[HourReport, list[tuple[str, str, int, ObjectWriter]]]:
     """The hour streamed a raw slice at a time: each slice's levels applied and its rows held per
     client until `FLUSH_ROWS` are pending, then appended to each client's Parquet writer as one
-    row group per client, encoded in parallel. Returns the report so far and the encoded files
-    (client, level, rows, bytes) in client order. Memory: the pending rows and the encoded
-    files, not the hour's volume."""
+    row group per client, encoded in parallel, each file written straight to the store's
+    temporary file for it (`store.writer`: nothing visible until the hour's commit). Returns
+    the report so far and the unpublished files (client, level, rows, writer) in client order.
+    Memory: the pending rows, not the hour's volume nor its files. On failure no temporary file
+    is left."""
     report = HourReport(hour)
     files: dict[str, list] = {}  # client -> [level, sink, writer, rows]
+    try:
+        return _encode_hour_into(report, files, parts, clients, key, cache, pool, store, bucket)
+    except BaseException:
+        for _, sink, writer, _ in files.values():
+            with suppress(Exception):
+                writer.close()
+            sink.abort()
+        raise
+
+
+def _encode_hour_into(report, files, parts, clients, key, cache, pool, store, bucket):
     pending: dict[str, list[pa.Table]] = {}
     pending_rows = 0
     batch_keys = []
-    for batch_key, part in _bounded(parts):
+    for batch_key, part in parts:
         if not batch_keys or batch_keys[-1] != batch_key:
             batch_keys.append(batch_key)
         report.raw_rows += part.num_rows
@@ -314,8 +364,10 @@ def _encode_hour(hour, parts, clients, key, cache, pool) -> tuple[HourReport, li
             if rows.num_rows and rows.column("client_id")[0].as_py() != client_id:
                 raise ExportError(f"refusing to write: rows of another client in {client_id}'s output")
             if client_id not in files:
-                sink = pa.BufferOutputStream()
-                files[client_id] = [level, sink, pq.ParquetWriter(sink, SCHEMA, **PARQUET_OPTIONS), 0]
+                sink = store.writer(bucket, processed_key(client_id, report.hour), content_type=PARQUET_TYPE,
+                                    encrypt=level == "hipaa")
+                files[client_id] = [level, sink, None, 0]
+                files[client_id][2] = pq.ParquetWriter(sink, SCHEMA, **PARQUET_OPTIONS)
             if rows.num_rows:
                 pending.setdefault(client_id, []).append(rows if rows.schema.equals(SCHEMA) else rows.cast(SCHEMA))
                 files[client_id][3] += rows.num_rows
@@ -327,21 +379,15 @@ def _encode_hour(hour, parts, clients, key, cache, pool) -> tuple[HourReport, li
     _flush(files, pending, pool)
     report.batch_keys = batch_keys
     mine = sorted(files.items())
-    datas = list(pool.map(lambda item: _close(item[1][2], item[1][1]), mine))
-    return report, [(client_id, entry[0], entry[3], data) for (client_id, entry), data in zip(mine, datas, strict=True)]
+    _run_all(pool, [(_close, entry[2], entry[1]) for _, entry in mine])
+    return report, [(client_id, entry[0], entry[3], entry[1]) for client_id, entry in mine]
 
 
 def _store_hour(engine, store, bucket, report: HourReport, files, previous, uploads) -> HourReport:
     """The hour's client files written as one batch, its deliveries re-opened where a file
     changed, one audit row per HIPAA file, then the hour's manifest."""
     hour = report.hour
-    objects = [
-        {"key": processed_key(client_id, hour), "data": data, "content_type": "application/vnd.apache.parquet",
-         "encrypt": level == "hipaa"}
-        for client_id, level, _, data in files
-    ]
-    infos = _put_all(store, bucket, objects, uploads)
-    del objects
+    infos = _commit_all(store, [sink for *_, sink in files], uploads)
     entries = [
         (client_id, {"key": info.key, "rows": rows, "sha256": info.sha256, "level": level})
         for (client_id, level, rows, _), info in zip(files, infos, strict=True)

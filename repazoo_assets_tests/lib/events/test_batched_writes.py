@@ -170,3 +170,58 @@ def test_processing_on_the_local_store_audits_each_hipaa_file_once_and_keeps_eve
         assert after.equals(table)
         assert pq.ParquetFile(io.BytesIO(store.get("processed", k))).num_row_groups >= (table.num_rows > 7) + 1
     assert [r.written for r in again] == [r.written for r in reports]
+
+
+def test_processing_streams_each_file_and_a_failure_leaves_no_temporary_file(local_loaded, monkeypatch):
+    """Client files go straight to their temporary files: an encoding that fails midway, and a
+    publication that fails, leave no object of the hour and no temporary file."""
+    engine, store = local_loaded
+    hour2 = HOUR + timedelta(hours=1)
+    apply_levels = process._apply_levels
+    calls = []
+
+    def failing_in_the_second_hour(part, *args):
+        calls.append(part)
+        out = apply_levels(part, *args)
+        if part.num_rows and part.column("created_at")[0].as_py() >= hour2:
+            raise RuntimeError("level failed")
+        return out
+
+    monkeypatch.setattr(process, "_apply_levels", failing_in_the_second_hour)
+    monkeypatch.setattr(process, "SLICE_ROWS", 7)  # several row groups already written when it fails
+    monkeypatch.setattr(process, "FLUSH_ROWS", 7)
+    with pytest.raises(RuntimeError, match="level failed"):
+        process_hours(engine, store, "raw", "processed", HOUR, HOUR + timedelta(hours=3), KEY)
+    assert tmp_files(store.root) == []
+    assert [k for k in store.list_keys("processed") if f"hour={hour2:%H}" in k] == []
+    assert store.exists("processed", process.hour_manifest_key(HOUR))
+
+    monkeypatch.setattr(process, "_apply_levels", apply_levels)
+
+    def refused(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(local, "_flush", refused)
+    with pytest.raises(OSError, match="disk full"):
+        process_hours(engine, store, "raw", "processed", hour2, hour2 + timedelta(hours=1), KEY)
+    assert tmp_files(store.root) == []
+    assert [k for k in store.list_keys("processed") if f"hour={hour2:%H}" in k] == []
+
+
+def test_processed_files_are_the_bytes_an_in_memory_encoding_gives(local_loaded):
+    """The streamed file is byte for byte the Parquet file the same rows encode to in memory,
+    and its recorded SHA-256 is that file's."""
+    import hashlib
+
+    import pyarrow as pa
+
+    engine, store = local_loaded
+    report = process_hours(engine, store, "raw", "processed", HOUR, HOUR + timedelta(hours=1), KEY)[0]
+    for client, entry in report.files.items():
+        data = store.get("processed", entry["key"])
+        table = pq.read_table(io.BytesIO(data))
+        sink = pa.BufferOutputStream()
+        with pq.ParquetWriter(sink, process.SCHEMA, **process.PARQUET_OPTIONS) as writer:
+            writer.write_table(table)
+        assert sink.getvalue().to_pybytes() == data
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]

@@ -341,8 +341,13 @@ def _failing_puts(monkeypatch, store, hour, after=None):  # noqa: F811
     monkeypatch.setattr(store, "put", failing)
 
 
-def test_a_failed_write_fails_the_run_and_leaves_no_manifest_for_its_hour(loaded, store, monkeypatch):  # noqa: F811
+def test_a_failed_write_fails_the_run_and_leaves_no_manifest_for_its_hour(loaded, store, monkeypatch, tmp_path):  # noqa: F811
     from repazoo_assets.lib.events.process import hour_manifest_key, process_hours
+    from repazoo_assets.lib.storage import base
+
+    spool = tmp_path / "spool"  # where the S3 store's writers keep the files before uploading them
+    spool.mkdir()
+    monkeypatch.setattr(base.tempfile, "tempdir", str(spool))
 
     with loaded.begin() as conn:  # events in the next two hours too
         insert(conn, [event(200 + i, client=list(LEVELS)[i % 3], created_at=HOUR + timedelta(hours=1, minutes=2 * i))
@@ -354,6 +359,7 @@ def test_a_failed_write_fails_the_run_and_leaves_no_manifest_for_its_hour(loaded
         process_hours(loaded, store, store.bucket, store.processed, HOUR, HOUR + timedelta(hours=6), KEY)
     assert store.exists(store.processed, hour_manifest_key(HOUR))
     assert not store.exists(store.processed, hour_manifest_key(failing_hour))
+    assert list(spool.iterdir()) == []  # no client file left on local disk by the failed uploads
 
 
 def test_a_write_failure_is_noted_when_the_main_thread_fails_too(loaded, store, monkeypatch):  # noqa: F811

@@ -189,9 +189,6 @@ def _export_window(engine, store, bucket, window, reader, known, report, on_obje
                 pending = pool.submit(fetch, chunk.column("id")[-1].as_py())
             _write_batch(engine, store, bucket, window.id, chunk, reasons, report, on_object_written)
             del chunk, reasons
-            # Freed memory handed back after each chunk (malloc_trim): what one chunk freed is not
-            # kept across the window, so the footprint follows the chunk, not the backlog.
-            pa.default_memory_pool().release_unused()
             if not full:
                 break
     with engine.begin() as conn:

@@ -170,25 +170,26 @@ def _export_window(engine, store, bucket, window, reader, known, report, on_obje
         after = conn.execute(sa.select(sa.func.max(b.c.last_event_id)).where(b.c.window_id == window.id)).scalar()
     after = -1 if after is None else after
 
-    def fetch(after_id: int) -> tuple[pa.Table, pa.Array]:
-        chunk = reader.chunk(window.xid_from, window.xid_to, after_id, window.chunk_rows)
-        return chunk, _reasons(chunk, known)
+    def fetch(after_id: int) -> pa.Table:
+        return reader.chunk(window.xid_from, window.xid_to, after_id, window.chunk_rows)
 
-    # The next chunk is read and validated while this one is encoded and written: reading (in the
-    # driver) and Parquet encoding run outside the GIL, validation (the JSON parse) needs it, so
-    # the two cores overlap the GIL-bound half of one chunk with the GIL-free half of the other.
-    # One chunk in flight: memory stays at two chunks whatever the backlog.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-export-read") as pool:
-        pending = pool.submit(fetch, after)
+    # The next chunk is read in the driver (binary COPY decoded outside the GIL, the database
+    # server working on the other core) while this one is validated (the JSON parse needs the
+    # GIL), encoded (outside the GIL), written, verified and recorded here. The two cores are
+    # busy throughout (server, driver, validation, encoding): a third stage for the writes was no
+    # faster and held one more chunk. One chunk in flight: memory stays at two chunks whatever
+    # the backlog.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-export-read") as reads:
+        pending = reads.submit(fetch, after)
         while True:
-            chunk, reasons = pending.result()
+            chunk = pending.result()
             if chunk.num_rows == 0:
                 break
             full = chunk.num_rows == window.chunk_rows
             if full:
-                pending = pool.submit(fetch, chunk.column("id")[-1].as_py())
-            _write_batch(engine, store, bucket, window.id, chunk, reasons, report, on_object_written)
-            del chunk, reasons
+                pending = reads.submit(fetch, chunk.column("id")[-1].as_py())
+            _write_batch(engine, store, bucket, window.id, chunk, _reasons(chunk, known), report, on_object_written)
+            del chunk
             if not full:
                 break
     with engine.begin() as conn:
@@ -240,9 +241,20 @@ def _json_objects(payload: pa.ChunkedArray) -> pa.Array:
     return pa.array(ok, pa.bool_())
 
 
+# Dictionary encoding only for the columns whose values repeat (a dictionary of ids, payloads or
+# times is as big as the column and is then dropped by the writer: wasted work), statistics only
+# where a reader can prune with them. Measured on a 100,000-event chunk: 22.5 ms and 543 KB against
+# 32.8 ms and 784 KB with the defaults.
+RAW_PARQUET_OPTIONS = {
+    "compression": "zstd",
+    "use_dictionary": ["client_id", "event_type", "ip_address", "user_agent", "url"],
+    "write_statistics": ["id", "created_at"],
+}
+
+
 def _parquet(table: pa.Table) -> bytes:
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table, sink, **RAW_PARQUET_OPTIONS)
     return sink.getvalue()
 
 
@@ -318,12 +330,17 @@ class _PostgresReader:
         self._conn = adbc.connect(url.render_as_string(hide_password=False))
 
     def chunk(self, xid_from: int, xid_to: int, after_id: int, limit: int) -> pa.Table:
+        # In id order through the primary key; rows of other windows are filtered out. The bounds
+        # are written into the statement, not bound: PostgreSQL's COPY takes no parameters, so the
+        # driver reads a query with bound parameters row by row instead of through binary COPY
+        # (measured here: 1.70 s against 0.76 s for 1M events). They are integers the export
+        # computed itself, checked as such by `int()`, never text from an event.
+        query = (
+            f"SELECT {_SELECT} FROM events_log WHERE id > {int(after_id)} AND txid >= {int(xid_from)} "
+            f"AND txid < {int(xid_to)} ORDER BY id LIMIT {int(limit)}"
+        )
         with self._conn.cursor() as cur:
-            # In id order through the primary key; rows of other windows are filtered out.
-            cur.execute(
-                f"SELECT {_SELECT} FROM events_log WHERE id > $1 AND txid >= $2 AND txid < $3 ORDER BY id LIMIT $4",
-                (after_id, xid_from, xid_to, limit),
-            )
+            cur.execute(query)
             table = cur.fetch_arrow_table()
         return _conform(table)
 

@@ -397,3 +397,48 @@ def test_uploads_without_put_many_run_on_their_own_pool(loaded, store, monkeypat
     monkeypatch.setattr(store, "put", recording)
     process_hour(loaded, store, store.bucket, store.processed, HOUR, KEY)
     assert "processed-events-put" in threads and "processed-events" not in threads
+
+
+def test_raw_row_groups_outside_the_hour_are_not_decoded_and_none_is_lost(pg_url, store, monkeypatch):  # noqa: F811
+    from repazoo_assets.lib.events import export, process
+
+    monkeypatch.setattr(export, "RAW_PARQUET_OPTIONS", {**export.RAW_PARQUET_OPTIONS, "row_group_size": 4})
+    monkeypatch.setattr(process, "SLICE_ROWS", 3)  # row groups sliced too
+    engine = create_engine(pg_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(t.clients), [
+            {"id": c, "name": c, "privacy_level": level, "sync_frequency": "hourly", "destination_bucket": f"b-{c}"}
+            for c, level in LEVELS.items()
+        ])
+        # 80 events over three hours, in id order, so each 40-event batch holds row groups of
+        # one hour, of the next, and one that straddles both.
+        insert(conn, [event(i, client=list(LEVELS)[i % 3], created_at=HOUR + timedelta(minutes=(i * 9) // 4))
+                      for i in range(80)])
+    export_all(engine, store, chunk_rows=40)
+    store.ensure_bucket(store.processed)
+    keys = [k for k in store.list_keys(store.bucket, "events/") if k.endswith(".parquet")]
+    assert [pq.ParquetFile(io.BytesIO(store.get(store.bucket, k))).metadata.num_row_groups for k in keys] == [10, 10]
+
+    decoded = []
+    read_row_group = pq.ParquetFile.read_row_group
+
+    def counting(self, i, *args, **kwargs):
+        decoded.append(i)
+        return read_row_group(self, i, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", counting)
+    reports = process.process_hours(engine, store, store.bucket, store.processed, HOUR, HOUR + timedelta(hours=3), KEY)
+    expected = [sum(1 for i in range(80) if h * 60 <= (i * 9) // 4 < (h + 1) * 60) for h in range(3)]
+    assert [r.raw_rows for r in reports] == expected == [27, 27, 26]
+    # 20 row groups in all: each decoded for the hours it overlaps only (two straddle an hour's end)
+    assert 20 <= len(decoded) <= 22
+    ids = []
+    for r in reports:
+        assert sum(r.written.values()) + sum(r.dropped.values()) == r.raw_rows
+        for key in r.keys:
+            rows = read(store, key)
+            assert all(r.hour <= row["created_at"] < r.hour + timedelta(hours=1) for row in rows)
+            ids += [row["id"] for row in rows]
+    assert len(ids) == len(set(ids))  # no event in two hours
+    engine.dispose()

@@ -21,7 +21,6 @@ peak RSS < 500 MB and no higher at 5M events than at 1M.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random

@@ -38,15 +38,19 @@ def export_all(engine, store, chunk_rows=25):  # noqa: F811
         time.sleep(0.2)
 
 
+def add_clients(conn):
+    conn.execute(sa.insert(t.clients), [
+        {"id": c, "name": c, "privacy_level": level, "sync_frequency": "hourly", "destination_bucket": f"b-{c}"}
+        for c, level in LEVELS.items()
+    ])
+
+
 @pytest.fixture
 def loaded(pg_url, store):  # noqa: F811
     engine = create_engine(pg_url)
     upgrade(engine)
     with engine.begin() as conn:
-        conn.execute(sa.insert(t.clients), [
-            {"id": c, "name": c, "privacy_level": level, "sync_frequency": "hourly", "destination_bucket": f"b-{c}"}
-            for c, level in LEVELS.items()
-        ])
+        add_clients(conn)
         rows = []
         for i in range(60):
             client = list(LEVELS)[i % 3]
@@ -407,10 +411,7 @@ def test_raw_row_groups_outside_the_hour_are_not_decoded_and_none_is_lost(pg_url
     engine = create_engine(pg_url)
     upgrade(engine)
     with engine.begin() as conn:
-        conn.execute(sa.insert(t.clients), [
-            {"id": c, "name": c, "privacy_level": level, "sync_frequency": "hourly", "destination_bucket": f"b-{c}"}
-            for c, level in LEVELS.items()
-        ])
+        add_clients(conn)
         # 80 events over three hours, in id order, so each 40-event batch holds row groups of
         # one hour, of the next, and one that straddles both.
         insert(conn, [event(i, client=list(LEVELS)[i % 3], created_at=HOUR + timedelta(minutes=(i * 9) // 4))

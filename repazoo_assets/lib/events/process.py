@@ -46,7 +46,8 @@ from repazoo_assets.lib.security import audit
 from repazoo_assets.lib.storage.base import ObjectInfo, ObjectNotFound, ObjectStore, ObjectWriter
 
 HOUR = timedelta(hours=1)
-# Raw rows kept decoded between the hours of one run: a few batches of the default size.
+# Raw events kept between the hours of one run, as their verified compressed objects (about 6
+# bytes an event): a few batches of the default size.
 DEFAULT_CACHE_ROWS = 4 * DEFAULT_CHUNK_ROWS
 # Threads that encode the client files' row groups and write them: Parquet encoding and
 # compression run outside the GIL, so two threads use the two cores; more only contend for the GIL.

@@ -11,7 +11,7 @@ export REPAZOO_DATA_DIR := $(DATA_DIR)
 
 .PHONY: install demo dev test services browser clean bench-pii
 
-$(STAMP): pyproject.toml setup.py repazoo_assets/lib/privacy/_pii_fast.c
+$(STAMP): pyproject.toml setup.py repazoo_assets/lib/privacy/_pii_fast.c repazoo_assets/lib/events/_json_check.c
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version.split()[0]'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

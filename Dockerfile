@@ -8,17 +8,21 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DAGSTER_HOME=/opt/dagster/dagster_home \
-    REPAZOO_ENV=production
+    REPAZOO_ENV=production \
+    ARROW_DEFAULT_MEMORY_POOL=system
 
 WORKDIR /opt/repazoo
 
 # Dependencies first, so a code change does not reinstall them. dagster-k8s is what the
 # instance's K8sRunLauncher and the k8s_job_executor import inside the image (same release line
 # as the dagster pin in pyproject.toml).
-# The PII detector's compiled engine (repazoo_assets/lib/privacy/_pii_fast.c) is built here: the
-# slim image has Python's headers but no C compiler, so gcc is installed for the build and removed
-# after. The built module is also copied next to its source, because the code server imports the
-# package from this working directory; the check then proves the engine the server will run.
+# The compiled parts (the PII detector's engine, repazoo_assets/lib/privacy/_pii_fast.c, and the
+# event export's payload check, repazoo_assets/lib/events/_json_check.c) are built here: the slim
+# image has Python's headers but no C compiler, so gcc is installed for the build and removed
+# after. The built modules are also copied next to their sources, because the code server imports
+# the package from this working directory; the checks then prove what the server will run.
+# ARROW_DEFAULT_MEMORY_POOL: Arrow's native allocations on the system allocator from the start
+# (the package sets it too; see repazoo_assets/lib/events/memory.py).
 COPY pyproject.toml setup.py README.md ./
 COPY repazoo_assets ./repazoo_assets
 RUN apt-get update \
@@ -26,7 +30,10 @@ RUN apt-get update \
     && pip install . "dagster-k8s==0.29.27" \
     && cp "$(cd / && python -c 'import repazoo_assets.lib.privacy._pii_fast as m; print(m.__file__)')" \
         repazoo_assets/lib/privacy/ \
+    && cp "$(cd / && python -c 'import repazoo_assets.lib.events._json_check as m; print(m.__file__)')" \
+        repazoo_assets/lib/events/ \
     && python -c "from repazoo_assets.lib.privacy import pii; assert pii.ENGINE == 'compiled', pii.ENGINE" \
+    && python -c "from repazoo_assets.lib.events import export; assert export._json_check is not None" \
     && apt-get purge -y --auto-remove gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 

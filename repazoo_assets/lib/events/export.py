@@ -239,6 +239,8 @@ def _json_objects(payload: pa.ChunkedArray) -> pa.Array:
     reference below. Both refuse a payload that does not start with '{'."""
     if _json_check is None:
         return _json_objects_python(payload)
+    if payload.type != pa.string():  # the C check reads 32-bit offsets
+        payload = payload.cast(pa.string())
     masks = []
     for chunk in payload.chunks:
         validity, offsets, data = chunk.buffers()

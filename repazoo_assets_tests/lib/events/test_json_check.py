@@ -16,7 +16,7 @@ import pytest
 
 from repazoo_assets.lib.events import export
 
-needs_compiled = pytest.mark.skipif(export._json_check is None, reason="the compiled payload check was not built")
+needs_compiled = pytest.mark.skipif(export._json_check is None, reason="the compiled payload check is not active (not built, or REPAZOO_JSON_CHECK=python)")
 
 EDGES = [
     '{"a":1}', '{"a":1} ', '{"a":1}\n\t\r ', ' {"a":1}', '\t{"a":1}', "{}", "{ }", '{"":1}', "[]", '"text"', "1", "null",

@@ -199,8 +199,10 @@ def _export_window(engine, store, bucket, window, reader, known, report, on_obje
             full = chunk.num_rows == window.chunk_rows
             if full:
                 pending = reads.submit(fetch, chunk.column("id")[-1].as_py())
-            _write_batch(engine, store, bucket, window.id, chunk, _reasons(chunk, known), report, on_object_written)
-            del chunk
+            batch = _Batch.of(chunk, _reasons(chunk, known))
+            del chunk  # only its good and bad rows are kept while they are encoded and written
+            _write_batch(engine, store, bucket, window.id, batch, report, on_object_written)
+            del batch
             if not full:
                 break
     with engine.begin() as conn:
@@ -300,21 +302,46 @@ def _put_verified(store: ObjectStore, bucket: str, key: str, data: bytes, conten
     return digest
 
 
-def _write_batch(engine, store, bucket, window_id, chunk, reasons, report, on_object_written) -> None:
-    first_id, last_id = chunk.column("id")[0].as_py(), chunk.column("id")[-1].as_py()
-    bad_mask = pc.is_valid(reasons)
-    good, bad = chunk.filter(pc.invert(bad_mask)), chunk.filter(bad_mask)
-    times = chunk.column("created_at")
-    first_created = times[0].as_py() or datetime.now(UTC)
+@dataclass
+class _Batch:
+    """A chunk split into its good rows and its dead letters (with their reasons), and what its
+    records need: the chunk itself is not kept."""
+
+    good: pa.Table
+    bad: pa.Table  # with a `reason` column
+    first_id: int
+    last_id: int
+    first_created: datetime
+    min_created: datetime | None
+    max_created: datetime | None
+
+    @classmethod
+    def of(cls, chunk: pa.Table, reasons: pa.Array) -> _Batch:
+        bad_mask = pc.is_valid(reasons)
+        times = chunk.column("created_at")
+        bad = chunk.filter(bad_mask)
+        return cls(
+            good=chunk.filter(pc.invert(bad_mask)),
+            bad=bad.append_column("reason", reasons.filter(bad_mask)),
+            first_id=chunk.column("id")[0].as_py(),
+            last_id=chunk.column("id")[-1].as_py(),
+            first_created=times[0].as_py() or datetime.now(UTC),
+            min_created=pc.min(times).as_py(),
+            max_created=pc.max(times).as_py(),
+        )
+
+
+def _write_batch(engine, store, bucket, window_id, batch: _Batch, report, on_object_written) -> None:
+    good, bad = batch.good, batch.bad
+    first_id, last_id, first_created = batch.first_id, batch.last_id, batch.first_created
+    min_created, max_created = batch.min_created, batch.max_created
     key = batch_key("events", first_created, first_id, last_id)
     data = _parquet(good)
     digest = _put_verified(store, bucket, key, data, "application/vnd.apache.parquet")
     bad_key = None
     if bad.num_rows:
         bad_key = batch_key("bad", first_created, first_id, last_id)
-        bad_table = bad.append_column("reason", reasons.filter(bad_mask))
-        _put_verified(store, bucket, bad_key, _parquet(bad_table), "application/vnd.apache.parquet")
-    min_created, max_created = pc.min(times).as_py(), pc.max(times).as_py()
+        _put_verified(store, bucket, bad_key, _parquet(bad), "application/vnd.apache.parquet")
     manifest = {
         "object_key": key,
         "first_event_id": first_id,

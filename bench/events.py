@@ -136,6 +136,8 @@ def floor_seconds(conn_url: str, schema: str) -> tuple[float, int]:
 def processing_floor(engine, store, start, end) -> tuple[float, float, int]:
     """(seconds reading the raw events, seconds encoding the client-hour files, files), hour by
     hour as processing goes (memory: one hour)."""
+    # Imported here, not at the top: pyarrow must load after repazoo_assets has chosen Arrow's
+    # allocator (repazoo_assets/__init__.py), and the top imports psycopg before the package.
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq

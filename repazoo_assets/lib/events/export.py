@@ -332,15 +332,13 @@ class _Batch:
 
 
 def _write_batch(engine, store, bucket, window_id, batch: _Batch, report, on_object_written) -> None:
-    good, bad = batch.good, batch.bad
-    first_id, last_id, first_created = batch.first_id, batch.last_id, batch.first_created
-    min_created, max_created = batch.min_created, batch.max_created
-    key = batch_key("events", first_created, first_id, last_id)
+    good, bad, first_id, last_id = batch.good, batch.bad, batch.first_id, batch.last_id
+    key = batch_key("events", batch.first_created, first_id, last_id)
     data = _parquet(good)
     digest = _put_verified(store, bucket, key, data, "application/vnd.apache.parquet")
     bad_key = None
     if bad.num_rows:
-        bad_key = batch_key("bad", first_created, first_id, last_id)
+        bad_key = batch_key("bad", batch.first_created, first_id, last_id)
         _put_verified(store, bucket, bad_key, _parquet(bad), "application/vnd.apache.parquet")
     manifest = {
         "object_key": key,
@@ -352,8 +350,8 @@ def _write_batch(engine, store, bucket, window_id, batch: _Batch, report, on_obj
         "byte_size": len(data),
         "sha256": digest,
         "window_id": window_id,
-        "min_created_at": min_created.isoformat() if min_created else None,
-        "max_created_at": max_created.isoformat() if max_created else None,
+        "min_created_at": batch.min_created.isoformat() if batch.min_created else None,
+        "max_created_at": batch.max_created.isoformat() if batch.max_created else None,
     }
     store.put(
         bucket, key.removesuffix(".parquet") + ".manifest.json", json.dumps(manifest, sort_keys=True).encode(),
@@ -366,7 +364,8 @@ def _write_batch(engine, store, bucket, window_id, batch: _Batch, report, on_obj
             sa.insert(t.raw_batches).values(
                 first_event_id=first_id, last_event_id=last_id, object_key=key, row_count=good.num_rows,
                 byte_size=len(data), sha256=digest, verified_at=datetime.now(UTC), window_id=window_id,
-                bad_count=bad.num_rows, bad_object_key=bad_key, min_created_at=min_created, max_created_at=max_created,
+                bad_count=bad.num_rows, bad_object_key=bad_key, min_created_at=batch.min_created,
+                max_created_at=batch.max_created,
             )
         )
     report.batches += 1
